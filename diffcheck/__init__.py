@@ -1,0 +1,31 @@
+"""diffcheck: measured pass/fail diagnostics for diffusion pipelines.
+
+    >>> import diffcheck
+    >>> pipe = diffcheck.load_pipeline("fixtures/checkpoints/healthy_tiny.pt", device=diffcheck.resolve_device("cpu"))
+    >>> report = diffcheck.run_checks(pipe, select=["FWD"])
+    >>> report.exit_code
+    <ExitCode.OK: 0>
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import probes as _probes  # noqa: F401  (registers the built-in fixtures)
+from .check import Check
+from .context import fixture
+from .data import Dataset, load_dataset
+from .errors import CheckDefinitionError, ExitCode, InputError, Skip
+from .loading import load_pipeline, resolve_device
+from .normalise import Normaliser
+from .pipeline import Pipeline
+from .report import Report
+from .results import Result, Status, Verdict
+from .runner import run_checks
+from .schedule import Schedule, make_schedule
+
+__all__ = [
+    "Check", "CheckDefinitionError", "Dataset", "ExitCode", "InputError", "Normaliser", "Pipeline",
+    "Report", "Result", "Schedule", "Skip", "Status", "Verdict", "__version__", "fixture",
+    "load_dataset", "load_pipeline", "make_schedule", "resolve_device", "run_checks",
+]

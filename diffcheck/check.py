@@ -1,0 +1,81 @@
+"""The check base class: measure, then judge against named thresholds.
+
+A check is a small class. Its ID is a family prefix plus three digits (``FWD001``), the first
+line of its docstring is its title, ``measure`` receives fixtures by parameter name and returns
+the observed numbers, and ``judge`` turns those numbers and the (overridable) thresholds into a
+:class:`~diffcheck.results.Verdict`. Keys of the measurement that start with ``_`` are artefacts
+for figures and are kept out of the JSON report.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar, Mapping
+
+from .errors import CheckDefinitionError
+from .results import Verdict
+
+__all__ = ["Check", "validate_check", "check_fixture_names"]
+
+_ID = re.compile(r"^[A-Z][A-Z0-9]*?[A-Z][0-9]{3}$|^[A-Z]+[0-9]{3}$")
+
+
+class Check:
+    """Base class of every diffcheck check (subclass it; see the module docstring)."""
+
+    id: ClassVar[str] = ""
+    requires: ClassVar[frozenset[str]] = frozenset()
+    thresholds: ClassVar[Mapping[str, float]] = MappingProxyType({})
+
+    @classmethod
+    def title(cls) -> str:
+        doc = inspect.getdoc(cls) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    @classmethod
+    def family(cls) -> str:
+        return cls.id.rstrip("0123456789")
+
+    def measure(self, **fixtures: Any) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def judge(self, observed: Mapping[str, Any], thresholds: Mapping[str, float]) -> Verdict:  # pragma: no cover
+        raise NotImplementedError
+
+    def plot(self, observed: Mapping[str, Any], outdir: Path) -> list[Path]:
+        """Write figures for this result into ``outdir``; returns their paths."""
+        return []
+
+
+def check_fixture_names(cls: type[Check]) -> tuple[str, ...]:
+    """The fixture names ``measure`` asks for, in order."""
+    params = list(inspect.signature(cls.measure).parameters.values())[1:]
+    return tuple(p.name for p in params)
+
+
+def validate_check(cls: Any, origin: str, known_fixtures: set[str]) -> None:
+    """Raise CheckDefinitionError naming ``origin`` and the class when ``cls`` is malformed."""
+    where = f"check {getattr(cls, '__qualname__', cls)!r} from {origin}"
+    if not (isinstance(cls, type) and issubclass(cls, Check)):
+        raise CheckDefinitionError(f"{where}: not a subclass of diffcheck.Check")
+    if not isinstance(cls.id, str) or not _ID.match(cls.id):
+        raise CheckDefinitionError(f"{where}: id {cls.id!r} is not a family prefix plus 3 digits (e.g. FWD001)")
+    if not cls.title():
+        raise CheckDefinitionError(f"{where}: the class docstring (its one-line title) is missing")
+    for method in ("measure", "judge"):
+        if getattr(cls, method) is getattr(Check, method):
+            raise CheckDefinitionError(f"{where}: does not implement {method}()")
+    for p in list(inspect.signature(cls.measure).parameters.values())[1:]:
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            raise CheckDefinitionError(f"{where}: measure() must name its fixtures, not take *args/**kwargs")
+        if p.name not in known_fixtures:
+            raise CheckDefinitionError(f"{where}: measure() asks for unknown fixture {p.name!r}; "
+                                       f"known: {', '.join(sorted(known_fixtures))}")
+    if not all(isinstance(r, str) for r in cls.requires):
+        raise CheckDefinitionError(f"{where}: requires must be a set of check IDs")
+    bad = [k for k, v in cls.thresholds.items() if not isinstance(v, (int, float))]
+    if bad:
+        raise CheckDefinitionError(f"{where}: thresholds {bad} are not numbers")

@@ -1,0 +1,80 @@
+"""Fixtures: the lazily computed, per-run cached inputs of checks, injected by parameter name.
+
+A fixture is a function registered with :func:`fixture`; its own parameters are other fixtures.
+Nothing is computed until a check asks for it, and each value is computed once per run. A
+fixture that raises :class:`~diffcheck.errors.Skip` makes every check that needs it SKIP; any
+other exception makes those checks ERROR, each with the fixture's error.
+"""
+
+from __future__ import annotations
+
+import inspect
+import zlib
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .data import Dataset
+from .errors import Skip
+from .pipeline import Pipeline
+
+__all__ = ["fixture", "FIXTURES", "Context", "BASE_FIXTURES"]
+
+FIXTURES: dict[str, Callable[..., Any]] = {}
+#: Fixtures the runner provides directly; ``generator`` is seeded per check (or per fixture).
+BASE_FIXTURES = ("pipeline", "data", "seed", "device", "report_dir", "generator")
+
+
+def fixture(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Register ``fn`` as a fixture named after it."""
+    FIXTURES[fn.__name__] = fn
+    return fn
+
+
+def known_fixtures() -> set[str]:
+    return set(FIXTURES) | set(BASE_FIXTURES)
+
+
+class Context:
+    """The fixtures of one run: computed on first use, then cached (errors too)."""
+
+    def __init__(self, *, pipeline: Pipeline, data: Dataset | None, seed: int,
+                 report_dir: Path | None = None) -> None:
+        self.seed = seed
+        self._values: dict[str, Any] = {"pipeline": pipeline, "data": data, "seed": seed,
+                                        "device": pipeline.device, "report_dir": report_dir}
+        self._errors: dict[str, BaseException] = {}
+
+    def generator(self, key: str) -> torch.Generator:
+        """A generator seeded from the run seed and ``key``: order-independent and reproducible."""
+        device = self._values["device"]
+        g = torch.Generator(device=device)
+        g.manual_seed((self.seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
+        return g
+
+    def resolve(self, names: tuple[str, ...], owner: str) -> dict[str, Any]:
+        return {n: (self.generator(owner) if n == "generator" else self.get(n)) for n in names}
+
+    def get(self, name: str, _stack: tuple[str, ...] = ()) -> Any:
+        if name in self._values:
+            return self._values[name]
+        if name in self._errors:
+            raise self._errors[name]
+        if name in _stack:
+            raise RuntimeError(f"fixture cycle: {' -> '.join((*_stack, name))}")
+        fn = FIXTURES.get(name)
+        if fn is None:
+            raise KeyError(f"unknown fixture {name!r}")
+        params = tuple(inspect.signature(fn).parameters)
+        try:
+            kwargs = {p: (self.generator(f"fixture:{name}") if p == "generator" else self.get(p, (*_stack, name)))
+                      for p in params}
+            value = fn(**kwargs)
+        except BaseException as exc:
+            if not isinstance(exc, (Exception, Skip)):
+                raise
+            self._errors[name] = exc
+            raise
+        self._values[name] = value
+        return value

@@ -1,0 +1,101 @@
+"""The pipeline protocol: the one seam between diffcheck and a diffusion pipeline.
+
+Checks only ever talk to a :class:`Pipeline`. Through it they get the network the sampler
+calls, the declared training schedule, the pipeline's *own* forward process, training loss and
+sampler, its data normalisation, and a way to substitute the network that the loss and the
+sampler call (oracle checks replace it by an exact denoiser). Adapters for other libraries and
+a user's own DDPM implement the same class; no check changes when a new adapter arrives.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from .normalise import Normaliser
+from .schedule import Schedule
+
+__all__ = ["Pipeline", "StepCallback"]
+
+#: Called by :meth:`Pipeline.sample` after each step with a dict holding at least
+#: ``i`` (step index), ``t`` (the timestep passed to the network) and ``x_t``.
+StepCallback = Callable[[dict[str, Any]], None]
+
+
+class Pipeline(abc.ABC):
+    """A diffusion pipeline as diffcheck sees it. Tensors are [batch, channels, length]."""
+
+    #: Short human-readable description, shown in reports.
+    name: str = "pipeline"
+
+    @property
+    @abc.abstractmethod
+    def network(self) -> nn.Module:
+        """The network the sampler calls (the EMA weights where the pipeline keeps them)."""
+
+    @property
+    @abc.abstractmethod
+    def schedule(self) -> Schedule:
+        """The training schedule the pipeline declares."""
+
+    @property
+    @abc.abstractmethod
+    def sample_shape(self) -> tuple[int, int]:
+        """(channels, length) of one sample."""
+
+    @property
+    def normaliser(self) -> Normaliser:
+        """How flux maps into the network's space; identity unless the pipeline says otherwise."""
+        return Normaliser()
+
+    @property
+    def device(self) -> torch.device:
+        """Where the pipeline computes: its network's parameters (or buffers), else the CPU."""
+        for tensor in (*self.network.parameters(), *self.network.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+    @abc.abstractmethod
+    def to(self, device: torch.device | str) -> "Pipeline":
+        """Move everything the pipeline computes with to ``device``; returns self."""
+
+    @abc.abstractmethod
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The pipeline's own forward process: x_t for clean ``x0``, integer timesteps ``t`` [B] and ``noise``."""
+
+    @abc.abstractmethod
+    def training_loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The pipeline's own training loss on a batch of normalised ``x0`` (a scalar tensor)."""
+
+    @abc.abstractmethod
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, callback: StepCallback | None = None
+    ) -> torch.Tensor:
+        """``n`` samples from the pipeline's own sampler, in the network's (normalised) space."""
+
+    @abc.abstractmethod
+    def _set_network(self, network: nn.Module) -> None:
+        """Make the loss and the sampler call ``network``."""
+
+    @contextlib.contextmanager
+    def network_replaced(self, network: nn.Module) -> Iterator[None]:
+        """Within the block, the training loss and the sampler call ``network`` instead."""
+        original = self.network
+        self._set_network(network)
+        try:
+            yield
+        finally:
+            self._set_network(original)
+
+    def make_network(self) -> nn.Module:
+        """A freshly initialised network of the same architecture (for toy trainings)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot build a fresh network")
+
+    def describe(self) -> dict[str, Any]:
+        """What the report shows about the pipeline: plain JSON values."""
+        return {"name": self.name, "T": self.schedule.T, "schedule": self.schedule.name,
+                "sample_shape": list(self.sample_shape)}

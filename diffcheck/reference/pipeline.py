@@ -1,0 +1,159 @@
+"""The reference pipeline: UNet1D + GaussianDiffusion behind the :class:`~diffcheck.Pipeline` protocol."""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..normalise import Normaliser
+from ..pipeline import Pipeline, StepCallback
+from ..schedule import Schedule
+from .checkpoint import read_checkpoint, save_checkpoint
+from .ddpm import DiffusionConfig, GaussianDiffusion
+from .unet import UNet1D, UNetConfig
+
+__all__ = ["ReferencePipeline"]
+
+
+class ReferencePipeline(Pipeline):
+    """diffcheck's known-good DDPM. Samples with the EMA weights when the checkpoint has them."""
+
+    name = "diffcheck reference UNet1D DDPM"
+
+    def __init__(
+        self,
+        unet_config: UNetConfig,
+        diffusion: GaussianDiffusion,
+        *,
+        length: int,
+        normaliser: Normaliser | None = None,
+        online: nn.Module | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.unet_config = unet_config
+        self.diffusion = diffusion
+        self.length = length
+        self._normaliser = normaliser or Normaliser()
+        self.online = online if online is not None else diffusion.model
+        self.meta = dict(meta or {})
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        unet_config: UNetConfig,
+        diffusion_config: DiffusionConfig,
+        *,
+        length: int,
+        normaliser: Normaliser | None = None,
+        seed: int = 0,
+        diffusion_cls: type[GaussianDiffusion] = GaussianDiffusion,
+    ) -> "ReferencePipeline":
+        """A freshly initialised pipeline (online network and an EMA copy of it)."""
+        torch.manual_seed(seed)
+        online = UNet1D(unet_config)
+        ema = copy.deepcopy(online)
+        return cls(unet_config, diffusion_cls(ema, diffusion_config), length=length,
+                   normaliser=normaliser, online=online, meta={"step": 0})
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike, *, weights: str = "ema",
+        diffusion_cls: type[GaussianDiffusion] = GaussianDiffusion,
+    ) -> "ReferencePipeline":
+        """Load a reference checkpoint; ``weights`` picks "ema" (falls back to online) or "online"."""
+        ckpt = read_checkpoint(path)
+        try:
+            unet_config = UNetConfig.from_dict(ckpt["model"]["config"])
+            diffusion_config = DiffusionConfig.from_dict(ckpt["diffusion"])
+            normaliser = Normaliser.from_dict(ckpt["data"].get("normalisation", {}))
+            length = int(ckpt["data"]["length"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"checkpoint {path} has an invalid config: {exc}") from None
+        online = _load_net(unet_config, ckpt["state_dict"], path, "state_dict")
+        ema_sd = ckpt.get("ema_state_dict")
+        use_ema = weights == "ema" and ema_sd is not None
+        net = _load_net(unet_config, ema_sd, path, "ema_state_dict") if use_ema else online
+        meta = {"step": int(ckpt.get("step", 0)), "ema_decay": ckpt.get("ema_decay"),
+                "weights": "ema" if use_ema else "online", "path": str(path),
+                "data_source": ckpt["data"].get("source", "")}
+        return cls(unet_config, diffusion_cls(net, diffusion_config), length=length,
+                   normaliser=normaliser, online=online, meta=meta)
+
+    def save(self, path: str | os.PathLike, *, step: int, ema_decay: float, data_source: str = "") -> None:
+        save_checkpoint(path, {
+            "model": {"class": "UNet1D", "config": self.unet_config.to_dict()},
+            "diffusion": self.diffusion.config.to_dict(),
+            "data": {"channels": self.unet_config.in_channels, "length": self.length,
+                     "normalisation": self._normaliser.to_dict(), "source": data_source},
+            "state_dict": self.online.state_dict(),
+            "ema_state_dict": self.diffusion.model.state_dict(),
+            "ema_decay": ema_decay,
+            "step": step,
+        })
+
+    # -- the protocol ----------------------------------------------------------------------------
+    @property
+    def network(self) -> nn.Module:
+        return self.diffusion.model
+
+    @property
+    def schedule(self) -> Schedule:
+        return self.diffusion.schedule
+
+    @property
+    def sample_shape(self) -> tuple[int, int]:
+        return (self.unet_config.in_channels, self.length)
+
+    @property
+    def normaliser(self) -> Normaliser:
+        return self._normaliser
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.online.parameters()).device
+
+    def to(self, device: torch.device | str) -> "ReferencePipeline":
+        self.diffusion.model.to(device)
+        self.online.to(device)
+        return self
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.diffusion.q_sample(x0, t, noise)
+
+    def training_loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.diffusion.loss(x0, generator)
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None,
+               callback: StepCallback | None = None) -> torch.Tensor:
+        self.network.eval()
+        return self.diffusion.sample((n, *self.sample_shape), generator=generator,
+                                     device=self.device, callback=callback)
+
+    def _set_network(self, network: nn.Module) -> None:
+        self.diffusion.model = network
+
+    def make_network(self) -> nn.Module:
+        return UNet1D(self.unet_config).to(self.device)
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.diffusion.config
+        return {**super().describe(), "objective": cfg.objective, "sampler": cfg.sampler,
+                "parameters": sum(p.numel() for p in self.network.parameters()),
+                "normalisation": self._normaliser.kind, **self.meta}
+
+
+def _load_net(config: UNetConfig, state_dict: Any, path: Any, key: str) -> nn.Module:
+    net = UNet1D(config)
+    try:
+        net.load_state_dict(state_dict, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:2])[:200]
+        raise InputError(f"checkpoint {path}: {key} does not match its model config ({detail})") from None
+    return net.eval()

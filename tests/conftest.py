@@ -1,0 +1,49 @@
+"""Shared fixtures: the committed reference checkpoints, the bug zoo and CLI helpers."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import diffcheck
+from diffcheck.data import load_dataset
+from diffcheck.loading import load_pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+ZOO = tomllib.loads((FIXTURES / "zoo.toml").read_text())
+HEALTHY_CKPT = FIXTURES / ZOO["healthy"]["checkpoint"]
+TINY_DATA = FIXTURES / ZOO["healthy"]["data"]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def zoo_member(name: str) -> dict:
+    for bug in ZOO["bug"]:
+        if bug["name"] == name:
+            return bug
+    raise KeyError(name)
+
+
+def load_member(name: str) -> diffcheck.Pipeline:
+    bug = zoo_member(name)
+    spec = bug.get("pipeline")
+    return load_pipeline(FIXTURES / bug["checkpoint"], device=diffcheck.resolve_device("cpu"),
+                         pipeline=str(FIXTURES / spec) if spec else None)
+
+
+@pytest.fixture(autouse=True)
+def _no_plugins(monkeypatch):
+    """Tests see only the built-in checks unless a test installs a plugin itself."""
+    monkeypatch.setenv("DIFFCHECK_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+@pytest.fixture(scope="session")
+def healthy() -> diffcheck.Pipeline:
+    return load_pipeline(HEALTHY_CKPT, device=diffcheck.resolve_device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(healthy) -> diffcheck.Dataset:
+    return load_dataset(TINY_DATA, length=healthy.sample_shape[1], normaliser=healthy.normaliser)

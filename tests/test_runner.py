@@ -1,0 +1,183 @@
+"""The runner: ordering, isolation of failures, selection, thresholds and plugin discovery."""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from types import MappingProxyType
+
+import pytest
+
+import diffcheck
+from diffcheck import Check, CheckDefinitionError, InputError, Status, Verdict
+from diffcheck.registry import load_registry
+
+
+class Boom(Check):
+    """Raises while measuring"""
+
+    id = "TST001"
+
+    def measure(self, seed):
+        raise ZeroDivisionError("planted failure")
+
+    def judge(self, observed, thresholds):  # pragma: no cover - never reached
+        return Verdict(Status.PASS, "unreachable")
+
+
+class NeedsBoom(Check):
+    """Depends on TST001"""
+
+    id = "TST002"
+    requires = frozenset({"TST001"})
+
+    def measure(self, seed):
+        return {"seed": seed}
+
+    def judge(self, observed, thresholds):
+        return Verdict(Status.PASS, "ran")
+
+
+class Threshold(Check):
+    """Compares the seed with a threshold"""
+
+    id = "TST003"
+    thresholds = MappingProxyType({"max_seed": 5.0})
+
+    def measure(self, seed):
+        return {"seed": seed}
+
+    def judge(self, o, th):
+        status = Status.PASS if o["seed"] <= th["max_seed"] else Status.FAIL
+        return Verdict(status, f"seed {o['seed']} vs {th['max_seed']:g}")
+
+
+def checks():
+    return [Boom, NeedsBoom, Threshold, *load_registry(plugins=False).checks]
+
+
+def test_a_raising_check_is_an_error_and_the_run_goes_on(healthy):
+    report = diffcheck.run_checks(healthy, checks=checks(), select=["TST", "FWD004"])
+    assert report["TST001"].status is Status.ERROR
+    assert report["TST001"].summary == "check raised ZeroDivisionError: planted failure"
+    assert report["TST002"].status is Status.SKIP
+    assert report["TST002"].summary == "requires TST001, which is ERROR"
+    assert report["FWD004"].status is Status.PASS
+    assert report.exit_code == diffcheck.ExitCode.CHECK_ERRORED
+
+
+def test_thresholds_are_named_and_overridable(healthy):
+    base = diffcheck.run_checks(healthy, checks=checks(), select=["TST003"], seed=7)
+    assert base["TST003"].status is Status.FAIL and base.exit_code == 1
+    relaxed = diffcheck.run_checks(healthy, checks=checks(), select=["TST003"], seed=7,
+                                   thresholds={"TST003": {"max_seed": 10}})
+    assert relaxed["TST003"].status is Status.PASS
+    assert relaxed["TST003"].thresholds == {"max_seed": 10}
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"XYZ001": {"a": 1}}, "threshold override for unknown check 'XYZ001'"),
+    ({"TST003": {"nope": 1}}, "TST003 has no threshold 'nope'; its thresholds: max_seed"),
+])
+def test_bad_threshold_overrides_are_input_errors(healthy, overrides, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        diffcheck.run_checks(healthy, checks=checks(), thresholds=overrides)
+
+
+def test_select_by_family_and_ignore_shows_the_ignored_as_skipped(healthy):
+    report = diffcheck.run_checks(healthy, select=["FWD"], ignore=["FWD003"])
+    assert [r.id for r in report.results] == ["FWD001", "FWD002", "FWD003", "FWD004", "FWD005"]
+    assert report["FWD003"].status is Status.SKIP and "ignored" in report["FWD003"].summary
+
+
+def test_a_selector_that_matches_nothing_is_an_input_error(healthy):
+    with pytest.raises(InputError, match="'PARX' matches no check; families: FWD"):
+        diffcheck.run_checks(healthy, select=["PARX"])
+
+
+@pytest.mark.parametrize("attrs,message", [
+    ({"id": "fwd1"}, "is not a family prefix plus 3 digits"),
+    ({"__doc__": None}, "docstring"),
+    ({"measure": lambda self, nonsense: {}}, "unknown fixture 'nonsense'"),
+])
+def test_malformed_checks_are_rejected_naming_the_culprit(attrs, message):
+    base = {"id": "TST009", "__doc__": "A title", "measure": lambda self, seed: {},
+            "judge": lambda self, o, th: Verdict(Status.PASS, "")}
+    cls = type("Bad", (Check,), {**base, **attrs})
+    with pytest.raises(CheckDefinitionError, match=message):
+        load_registry(plugins=False, extra=[cls])
+
+
+def _install_plugin(tmp_path, monkeypatch, body: str, value: str) -> None:
+    """A real distribution on sys.path with a diffcheck.checks entry point."""
+    (tmp_path / "dcplug.py").write_text(textwrap.dedent(body))
+    info = tmp_path / "dcplug-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dcplug\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[diffcheck.checks]\nplug = {value}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("DIFFCHECK_DISABLE_PLUGIN_AUTOLOAD")
+    sys.modules.pop("dcplug", None)
+
+
+PLUGIN = """
+    from diffcheck import Check, Status, Verdict
+
+    class PLG001(Check):
+        "A plugin check that works"
+        id = "PLG001"
+        def measure(self, seed):
+            return {"seed": seed}
+        def judge(self, o, th):
+            return Verdict(Status.PASS, "plugin ran")
+
+    def checks():
+        return [PLG001]
+"""
+
+
+def test_plugin_checks_come_from_the_entry_point_group(tmp_path, monkeypatch, healthy):
+    _install_plugin(tmp_path, monkeypatch, PLUGIN, "dcplug:checks")
+    report = diffcheck.run_checks(healthy, select=["PLG"])
+    assert report["PLG001"].status is Status.PASS
+
+
+def test_plugin_autoload_can_be_disabled(tmp_path, monkeypatch):
+    _install_plugin(tmp_path, monkeypatch, PLUGIN, "dcplug:checks")
+    monkeypatch.setenv("DIFFCHECK_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert "PLG001" not in {c.id for c in load_registry().checks}
+
+
+def test_a_plugin_that_fails_to_import_is_an_error_result(tmp_path, monkeypatch, healthy):
+    _install_plugin(tmp_path, monkeypatch, "raise ImportError('missing dependency xyz')\n", "dcplug:checks")
+    report = diffcheck.run_checks(healthy, select=["FWD004"])
+    assert report["PLUGIN-plug"].status is Status.ERROR
+    assert "missing dependency xyz" in report["PLUGIN-plug"].summary
+    assert report["FWD004"].status is Status.PASS
+    assert report.exit_code == diffcheck.ExitCode.CHECK_ERRORED
+
+
+def test_json_report_has_every_summary_number_as_a_field(healthy, tmp_path):
+    report = diffcheck.run_checks(healthy, select=["FWD"])
+    data = report.to_dict()
+    assert data["schema_version"] == 1 and data["exit_code"] == 0
+    for r in data["results"]:
+        fields = {f"{v:.3g}" for v in _numbers(r["observed"])} | {f"{v:.4f}" for v in _numbers(r["observed"])}
+        fields |= {f"{v:g}" for v in _numbers(r["thresholds"])} | {f"{v:.2g}" for v in _numbers(r["observed"])}
+        fields |= {f"{v:.3f}" for v in _numbers(r["observed"])} | {str(v) for v in _numbers(r["observed"])}
+        for number in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", r["summary"]):
+            if number in ("0", "1", "2"):  # N(0,1), (0, 1) and the like are names, not measurements
+                continue
+            assert number in fields, (r["id"], number, r["summary"])
+
+
+def _numbers(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _numbers(v)
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield obj
