@@ -156,11 +156,11 @@ class FWD002(Check):
         if o["response"] >= th["min_response"]:
             return Verdict(Status.PASS, f"x_t keeps x0's amplitude and offset (response {o['response']:.3f} vs "
                            f">= {th['min_response']:g})", evidence)
-        which = "std" if o["std_response"] <= o["mean_response"] else "mean"
-        lo, hi = o[f"xt_{which}_min"], o[f"xt_{which}_max"]
-        elo, ehi = o[f"expected_{which}_min"], o[f"expected_{which}_max"]
+        which = "std" if o["std_response"] < th["min_response"] else "mean"
+        lo, hi, elo, ehi = (round(o[f"{k}_{which}_{m}"], 3) + 0.0  # no "-0.000"
+                            for k in ("xt", "expected") for m in ("min", "max"))
         summary = (f"x_t is re-normalised per sample: its per-sample {which} stays {lo:.3f}..{hi:.3f} while the "
-                   f"closed form's spans {elo:.3f}..{ehi:.3f} at t={o['t']} (response {o['response']:.3f} vs "
+                   f"closed form's spans {elo:.3f}..{ehi:.3f} at t={o['t']} (response {round(o['response'], 3) + 0.0:.3f} vs "
                    f">= {th['min_response']:g})")
         causes = ("x_t standardised per sample ((x - mean) / std) or min-max scaled inside q_sample or the "
                   "training step (the network never sees the noise level)",
@@ -215,9 +215,9 @@ class FWD004(Check):
                     f"SNR {o['terminal_snr']:.3g}; declared schedule: sqrt(alpha_bar_T)="
                     f"{o['declared_signal_coefficient']:.4f}, SNR {o['declared_terminal_snr']:.3g}",)
         if o["terminal_snr"] <= th["max_terminal_snr"]:
-            return Verdict(Status.PASS, f"terminal SNR {o['terminal_snr']:.2g} (sqrt(alpha_bar_T)="
+            return Verdict(Status.PASS, f"terminal SNR {o['terminal_snr']:.2g} (signal coefficient "
                            f"{o['signal_coefficient']:.4f}) vs <= {th['max_terminal_snr']:g}", evidence)
-        summary = (f"data leaks into x_T: terminal SNR {o['terminal_snr']:.3g} (sqrt(alpha_bar_T)="
+        summary = (f"data leaks into x_T: terminal SNR {o['terminal_snr']:.3g} (signal coefficient "
                    f"{o['signal_coefficient']:.3f}) vs <= {th['max_terminal_snr']:g}; the sampler starts from pure "
                    "noise that training never showed the network")
         causes = ("beta_end too small or T too short for the schedule (the linear 1e-4..0.02 schedule needs T~1000)",
@@ -257,4 +257,4 @@ class FWD005(Check):
                                ("timesteps reversed inside q_sample (alpha_bar[T-1-t])",
                                 "a schedule array that is not sorted"))
         return Verdict(Status.PASS, f"SNR decreases strictly with t (declared betas in (0,1); measured at "
-                       f"{len(pts)} timesteps)")
+                       f"{len(pts)} timesteps)", observed={"measured_timesteps": len(pts)})

@@ -32,8 +32,8 @@ class Check:
 
     @classmethod
     def title(cls) -> str:
-        doc = inspect.getdoc(cls) or ""
-        return doc.strip().splitlines()[0] if doc.strip() else ""
+        doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")  # its own, never the base class's
+        return doc.splitlines()[0] if doc else ""
 
     @classmethod
     def family(cls) -> str:

@@ -19,11 +19,10 @@ def _table(report: Report) -> Table:
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("status", no_wrap=True)
     table.add_column("check", no_wrap=True)
-    table.add_column("title")
     table.add_column("result")
     for r in report.results:
         style = STYLES[r.status]
-        table.add_row(f"[{style}]{r.status.value}[/]", r.id, escape(r.title), escape(r.summary))
+        table.add_row(f"[{style}]{r.status.value}[/]", r.id, escape(r.summary))
     return table
 
 

@@ -1,0 +1,137 @@
+"""Exact denoisers that stand in for the network: they prove what the loss and the sampler expect.
+
+Each oracle is an ``nn.Module`` called like the network, ``oracle(x_t, t)``, and returns the exact
+eps, x0 or v for the declared schedule (Ho et al. 2020 eq. 4; v from Salimans & Ho 2022). The
+timestep the pipeline passes is mapped back to a schedule index with :func:`timestep_index`,
+which also records the convention it saw (integer index, t/T in [0, 1], or t*1000/T).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .param import check_parameterisation, targets
+from .schedule import Schedule
+
+__all__ = ["TimeRecord", "timestep_index", "ExactOracle", "PosteriorMeanOracle"]
+
+
+@dataclass
+class TimeRecord:
+    """What the oracle saw of t: dtype, range and the conventions each call matched."""
+
+    dtypes: set[str] = field(default_factory=set)
+    t_min: float = float("inf")
+    t_max: float = float("-inf")
+    conventions: list[str] = field(default_factory=list)
+
+
+def timestep_index(t: torch.Tensor, T: int, record: TimeRecord | None = None) -> torch.Tensor:
+    """Map the pipeline's t back to integer indices 0..T-1.
+
+    Integral values within 0..T-1 are indices; floats in [0, 1] are t/T (index = round(t*T),
+    clamped); integral-looking values up to 1000 with T != 1000 are t*1000/T.
+    """
+    td = t.detach().double().flatten()
+    integral = bool(torch.all(torch.abs(td - td.round()) < 1e-4))
+    if integral and td.min() >= 0 and td.max() <= T - 1:
+        convention, idx = "index", td.round()
+    elif td.min() >= 0 and td.max() <= 1.0:
+        convention, idx = "unit", (td * T).round().clamp(0, T - 1)
+    elif td.min() >= 0 and td.max() <= 1000.0:
+        convention, idx = "x1000", (td * T / 1000.0).round().clamp(0, T - 1)
+    else:
+        raise ValueError(f"timesteps {td.min():.4g}..{td.max():.4g} fit no known convention for T={T}")
+    if record is not None:
+        record.dtypes.add(str(t.dtype).replace("torch.", ""))
+        record.t_min, record.t_max = min(record.t_min, float(td.min())), max(record.t_max, float(td.max()))
+        record.conventions.append(convention)
+    return idx.long().to(t.device)
+
+
+class _ScheduleOracle(nn.Module):
+    def __init__(self, schedule: Schedule, kind: str) -> None:
+        super().__init__()
+        self.kind = check_parameterisation(kind)
+        self.T = schedule.T
+        self.register_buffer("a", torch.as_tensor(schedule.signal_scale(), dtype=torch.float64), persistent=False)
+        self.register_buffer("s", torch.as_tensor(schedule.noise_scale(), dtype=torch.float64), persistent=False)
+        self.times = TimeRecord()
+
+    def coefficients(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = timestep_index(t, self.T, self.times)
+        if idx.numel() == 1:
+            idx = idx.expand(x_t.shape[0])
+        a, s = self.a.to(x_t.device)[idx], self.s.to(x_t.device)[idx]
+        return a.view(-1, *([1] * (x_t.dim() - 1))), s.view(-1, *([1] * (x_t.dim() - 1)))
+
+    def emit(self, x0: torch.Tensor, x_t: torch.Tensor, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        eps = (x_t.double() - a * x0) / s
+        return targets(x0.expand_as(eps), eps, a, s)[self.kind].to(x_t.dtype)
+
+
+class ExactOracle(_ScheduleOracle):
+    """Knows the clean x0: one spectrum [1, C, L] (a point data set) or the loss's batch [B, C, L]
+    (row i of x_t comes from row i of x0). Returns the exact target of ``kind`` for each call."""
+
+    def __init__(self, x0: torch.Tensor, schedule: Schedule, kind: str) -> None:
+        super().__init__(schedule, kind)
+        self.x0 = x0.detach().double()
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        a, s = self.coefficients(x_t, t)
+        return self.emit(self.x0.to(x_t.device), x_t, a, s)
+
+
+class PosteriorMeanOracle(_ScheduleOracle):
+    """The ideal denoiser for an empirical data set of K spectra: E[x0 | x_t] under q.
+
+    With x_t = a x0 + s eps and x0 uniform over the K spectra, the posterior weights are
+    softmax_k(-||x_t - a x0_k||^2 / (2 s^2)); the output is that mean in parameterisation ``kind``.
+    """
+
+    def __init__(self, data: torch.Tensor, schedule: Schedule, kind: str) -> None:
+        super().__init__(schedule, kind)
+        self.data = data.detach().double()
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        a, s = self.coefficients(x_t, t)
+        xt, data = x_t.double().flatten(1), self.data.to(x_t.device).flatten(1)
+        a2, s2 = a.flatten(), s.flatten()
+        dist = ((xt[:, None, :] - a2[:, None, None] * data[None]) ** 2).sum(-1)
+        w = torch.softmax(-dist / (2 * s2[:, None] ** 2), dim=1)
+        x0_hat = (w @ data).view_as(x_t.double())
+        return self.emit(x0_hat, x_t, a, s)
+
+
+class Spy(nn.Module):
+    """Wraps the network a pipeline calls and records every call: t, x_t statistics, mode.
+
+    ``stop_after`` raises :class:`StopSampling` after that many calls, so a probe of the real
+    network's mode costs one forward pass instead of a whole sampler run.
+    """
+
+    def __init__(self, inner: nn.Module, stop_after: int | None = None) -> None:
+        super().__init__()
+        self.inner, self.stop_after = inner, stop_after
+        self.calls: list[dict] = []
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        out = self.inner(x_t, t, *args, **kwargs)
+        self.calls.append({
+            "t": t.detach().flatten()[0].item() if t.numel() else float("nan"),
+            "t_dtype": str(t.dtype).replace("torch.", ""),
+            "x_std": float(x_t.detach().double().std()), "finite": bool(torch.isfinite(out).all()),
+            "training": bool(self.inner.training),
+        })
+        if self.stop_after is not None and len(self.calls) >= self.stop_after:
+            raise StopSampling
+        return out
+
+
+class StopSampling(Exception):
+    """Raised by :class:`Spy` to end a sampler run early."""
