@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from .fwd import FWD001, FWD002, FWD003, FWD004, FWD005
+from .par import PAR001, PAR002, PAR003, PAR004
+from .smp import SMP001, SMP002, SMP003, SMP004, SMP005, SMP006, SMP007
 
 #: Built-in checks in report order; third-party checks come from the ``diffcheck.checks`` entry points.
-BUILTIN_CHECKS = (FWD001, FWD002, FWD003, FWD004, FWD005)
+BUILTIN_CHECKS = (
+    FWD001, FWD002, FWD003, FWD004, FWD005,
+    PAR001, PAR002, PAR003, PAR004,
+    SMP001, SMP002, SMP003, SMP004, SMP005, SMP006, SMP007,
+)
 
 __all__ = ["BUILTIN_CHECKS"]

@@ -29,6 +29,8 @@ class Check:
     id: ClassVar[str] = ""
     requires: ClassVar[frozenset[str]] = frozenset()
     thresholds: ClassVar[Mapping[str, float]] = MappingProxyType({})
+    #: True when the check judges what a network learned; ``diffcheck preflight`` leaves it out.
+    trained_only: ClassVar[bool] = False
 
     @classmethod
     def title(cls) -> str:

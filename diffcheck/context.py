@@ -23,7 +23,8 @@ __all__ = ["fixture", "FIXTURES", "Context", "BASE_FIXTURES"]
 
 FIXTURES: dict[str, Callable[..., Any]] = {}
 #: Fixtures the runner provides directly; ``generator`` is seeded per check (or per fixture).
-BASE_FIXTURES = ("pipeline", "data", "seed", "device", "report_dir", "generator")
+#: ``results`` maps the IDs of checks already run to their Results (order them with ``requires``).
+BASE_FIXTURES = ("pipeline", "data", "seed", "device", "report_dir", "generator", "results")
 
 
 def fixture(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,7 +44,7 @@ class Context:
                  report_dir: Path | None = None) -> None:
         self.seed = seed
         self._values: dict[str, Any] = {"pipeline": pipeline, "data": data, "seed": seed,
-                                        "device": pipeline.device, "report_dir": report_dir}
+                                        "device": pipeline.device, "report_dir": report_dir, "results": {}}
         self._errors: dict[str, BaseException] = {}
 
     def generator(self, key: str) -> torch.Generator:

@@ -33,16 +33,19 @@ class TimeRecord:
 def timestep_index(t: torch.Tensor, T: int, record: TimeRecord | None = None) -> torch.Tensor:
     """Map the pipeline's t back to integer indices 0..T-1.
 
-    Integral values within 0..T-1 are indices; floats in [0, 1] are t/T (index = round(t*T),
-    clamped); integral-looking values up to 1000 with T != 1000 are t*1000/T.
+    Integral values within 0..T-1 are indices, unless they are floats no larger than 1 (then
+    t/T: index = round(t*T), clamped); values up to 1000 beyond T-1 are t*1000/T.
     """
     td = t.detach().double().flatten()
     integral = bool(torch.all(torch.abs(td - td.round()) < 1e-4))
-    if integral and td.min() >= 0 and td.max() <= T - 1:
+    is_float = t.is_floating_point()
+    if td.min() < 0:
+        raise ValueError(f"timesteps {td.min():.4g}..{td.max():.4g} fit no known convention for T={T}")
+    if integral and td.max() <= T - 1 and not (is_float and td.max() <= 1.0):
         convention, idx = "index", td.round()
-    elif td.min() >= 0 and td.max() <= 1.0:
+    elif td.max() <= 1.0:
         convention, idx = "unit", (td * T).round().clamp(0, T - 1)
-    elif td.min() >= 0 and td.max() <= 1000.0:
+    elif td.max() <= 1000.0:
         convention, idx = "x1000", (td * T / 1000.0).round().clamp(0, T - 1)
     else:
         raise ValueError(f"timesteps {td.min():.4g}..{td.max():.4g} fit no known convention for T={T}")
@@ -76,15 +79,22 @@ class _ScheduleOracle(nn.Module):
 
 class ExactOracle(_ScheduleOracle):
     """Knows the clean x0: one spectrum [1, C, L] (a point data set) or the loss's batch [B, C, L]
-    (row i of x_t comes from row i of x0). Returns the exact target of ``kind`` for each call."""
+    (row i of x_t comes from row i of x0). Returns the exact target of ``kind`` for each call.
+
+    ``residual_std`` records, per call, the std of (x_t - a x0) / s: exactly N(0, 1) noise, so
+    about 1, at every step of a sampler that decodes this oracle's output correctly.
+    """
 
     def __init__(self, x0: torch.Tensor, schedule: Schedule, kind: str) -> None:
         super().__init__(schedule, kind)
         self.x0 = x0.detach().double()
+        self.residual_std: list[float] = []
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         a, s = self.coefficients(x_t, t)
-        return self.emit(self.x0.to(x_t.device), x_t, a, s)
+        x0 = self.x0.to(x_t.device)
+        self.residual_std.append(float(((x_t.double() - a * x0) / s).std()))
+        return self.emit(x0, x_t, a, s)
 
 
 class PosteriorMeanOracle(_ScheduleOracle):

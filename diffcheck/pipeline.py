@@ -91,6 +91,14 @@ class Pipeline(abc.ABC):
         finally:
             self._set_network(original)
 
+    def model_time(self, t: torch.Tensor) -> torch.Tensor:
+        """The time value the pipeline's loss passes its network for schedule indices ``t``.
+
+        Identity (integer indices 0..T-1) unless the pipeline trains with another convention,
+        e.g. ``t.float() / T``. Probes of the network's learned behaviour call it this way.
+        """
+        return t
+
     def make_network(self) -> nn.Module:
         """A freshly initialised network of the same architecture (for toy trainings)."""
         raise NotImplementedError(f"{type(self).__name__} cannot build a fresh network")

@@ -83,7 +83,7 @@ def run_checks(
         outdir.mkdir(parents=True, exist_ok=True)
     ctx = Context(pipeline=pipeline, data=data, seed=seed, report_dir=outdir)
     start = time.perf_counter()
-    results: dict[str, Result] = {}
+    results: dict[str, Result] = ctx.get("results")
     order = _order(selected)
     for i, cls in enumerate(order):
         if progress is not None:

@@ -1,0 +1,164 @@
+"""PAR: which parameterisation (eps, x0, v) the training loss, the sampler and the network use.
+
+Training target and sampler decoding are proven with exact oracles in place of the network
+(no trained network needed); the network's own behaviour is a regression of its output on each
+target. PAR004 demands that all three agree: the motivating experiment trained eps and decoded x0.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from diffcheck.check import Check
+from diffcheck.consistency import TRAJECTORY_Z
+from diffcheck.param import PARAMETERISATIONS
+from diffcheck.results import Result, Status, Verdict
+
+__all__ = ["PAR001", "PAR002", "PAR003", "PAR004"]
+
+_th = MappingProxyType
+
+
+def _ranked(scores: Mapping[str, float]) -> list[str]:
+    return sorted(scores, key=lambda k: scores[k])
+
+
+def _fmt(scores: Mapping[str, float], prefix: str = "") -> str:
+    return ", ".join(f"{prefix}{k} {scores[k]:.2g}" for k in _ranked(scores))
+
+
+class PAR001(Check):
+    """The training loss's target is identified by oracle (eps, x0 or v)"""
+
+    id = "PAR001"
+    thresholds = _th({"max_loss_ratio": 1e-4})
+
+    def measure(self, loss_oracles: dict) -> dict[str, Any]:
+        losses = loss_oracles["losses"]
+        best, second = _ranked(losses)[:2]
+        return {**{f"loss_{k}": v for k, v in losses.items()}, "best": best,
+                "loss_ratio": losses[best] / max(losses[second], 1e-300),
+                "t_conventions": loss_oracles["time"][best]["conventions"]}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        losses = {k: o[f"loss_{k}"] for k in PARAMETERISATIONS}
+        evidence = (f"the pipeline's own training loss with an exact oracle in place of the network: {_fmt(losses)}",)
+        if o["loss_ratio"] <= th["max_loss_ratio"]:
+            return Verdict(Status.PASS, f"training target is {o['best']} (oracle loss {_fmt(losses)})", evidence,
+                           observed={"identified": o["best"]})
+        summary = (f"no parameterisation drives the training loss to zero (best {o['best']}: {losses[o['best']]:.3g}, "
+                   f"ratio to the next {o['loss_ratio']:.3g} vs <= {th['max_loss_ratio']:g}): the loss's forward "
+                   "process or schedule is not the declared one")
+        causes = ("x_t re-normalised or clipped in the training step (see FWD002)",
+                  "the loss builds x_t with another schedule or T than the pipeline declares",
+                  "timesteps offset in the loss (alpha_bar[t+1] for t, or a t/T scale the schedule lookup ignores)",
+                  "the target is not one of eps, x0, v (e.g. a mix, or eps scaled by a constant)")
+        return Verdict(Status.FAIL, summary, evidence, causes, observed={"identified": None})
+
+
+class PAR002(Check):
+    """The sampler decodes the network output as exactly one parameterisation (by oracle)"""
+
+    id = "PAR002"
+    thresholds = _th({"max_error_ratio": 1e-2, "max_trajectory_z": TRAJECTORY_Z})
+
+    def measure(self, sampler_oracles: dict) -> dict[str, Any]:
+        runs = sampler_oracles["runs"]
+        errors = {k: r["max_error"] for k, r in runs.items()}
+        best, second = _ranked(errors)[:2]
+        # Where two land alike (a sampler that stops early), the trajectory decides: under the right
+        # decoding (x_t - a x0*)/s stays unit-variance noise at every step.
+        return {**{f"error_{k}": v for k, v in errors.items()},
+                **{f"trajectory_z_{k}": r["residual_dev_z"] for k, r in runs.items()},
+                "best": best, "error_ratio": errors[best] / max(errors[second], 1e-300)}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        errors = {k: o[f"error_{k}"] for k in PARAMETERISATIONS}
+        evidence = (f"max |sample - x0*| of the pipeline's own sampler with a point oracle for x0* in place of the "
+                    f"network: {_fmt(errors)}",
+                    "trajectory deviation, max |log std((x_t - a x0*)/s)| in standard errors: "
+                    + _fmt({k: o[f"trajectory_z_{k}"] for k in PARAMETERISATIONS}))
+        consistent = [k for k in PARAMETERISATIONS if o[f"trajectory_z_{k}"] <= th["max_trajectory_z"]]
+        if o["error_ratio"] <= th["max_error_ratio"]:
+            identified = o["best"]
+        elif len(consistent) == 1:
+            identified = consistent[0]
+        else:
+            identified = None
+        if identified is not None:
+            return Verdict(Status.PASS, f"sampler decodes the output as {identified} (landing error {_fmt(errors)})",
+                           evidence, observed={"identified": identified})
+        summary = (f"the sampler decodes no parameterisation consistently (best {o['best']}: error "
+                   f"{errors[o['best']]:.3g}, ratio to the next {o['error_ratio']:.3g} vs <= {th['max_error_ratio']:g})")
+        causes = ("the sampler's schedule differs from the training schedule (T, betas, linear vs cosine)",
+                  "timesteps indexed off by one or mapped to the wrong alpha_bar in the sampler",
+                  "a conversion formula is wrong (eps -> x0, v -> x0), or eps is not recomputed after clipping")
+        return Verdict(Status.FAIL, summary, evidence, causes, observed={"identified": None})
+
+
+class PAR003(Check):
+    """The trained network's output fits one parameterisation (regression on noised data)"""
+
+    id = "PAR003"
+    trained_only = True
+    thresholds = _th({"min_best_r2": 0.5, "min_margin": 0.1})
+
+    def measure(self, learned_fit: dict) -> dict[str, Any]:
+        r2 = {k: float(np.mean(v)) for k, v in learned_fit["r2"].items()}
+        best, second = _ranked({k: -v for k, v in r2.items()})[:2]
+        collinear = [t for t, c in zip(learned_fit["t"], learned_fit["collinearity"]) if c > 0.95]
+        return {**{f"r2_{k}": v for k, v in r2.items()}, "best": best, "margin": r2[best] - r2[second],
+                "t": learned_fit["t"], **{f"r2_{k}_by_t": learned_fit["r2"][k] for k in PARAMETERISATIONS},
+                "collinear_t": collinear}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        r2 = {k: o[f"r2_{k}"] for k in PARAMETERISATIONS}
+        fits = ", ".join(f"{k}-fit R² {r2[k]:.2f}" for k in _ranked({k: -v for k, v in r2.items()}))
+        evidence = (f"mean R² over {len(o['t'])} timesteps of the network output against each target: {fits}",
+                    f"targets nearly collinear (|cos| > 0.95, e.g. v ~ eps at high SNR) at t = {o['collinear_t']}")
+        if r2[o["best"]] >= th["min_best_r2"] and o["margin"] >= th["min_margin"]:
+            return Verdict(Status.PASS, f"the network predicts {o['best']} ({fits})", evidence,
+                           observed={"identified": o["best"]})
+        summary = (f"the network fits no parameterisation clearly ({fits}; need R² >= {th['min_best_r2']:g} and a "
+                   f"margin >= {th['min_margin']:g})")
+        causes = ("the network is untrained or barely trained (a preflight on fresh weights expects this)",
+                  "it was trained with another time input than the pipeline passes (see TEMB)",
+                  "it learned a parameterisation diffcheck does not know, or only the data mean")
+        return Verdict(Status.FAIL, summary, evidence, causes, observed={"identified": None})
+
+
+class PAR004(Check):
+    """Training target, sampler decoding and the network's learned output agree"""
+
+    id = "PAR004"
+    requires = frozenset({"PAR001", "PAR002"})
+
+    def measure(self, results: dict) -> dict[str, Any]:
+        def ident(cid: str) -> str | None:
+            r: Result | None = results.get(cid)
+            return r.observed.get("identified") if r is not None and r.status is Status.PASS else None
+
+        learned = results.get("PAR003")
+        r2 = {k: learned.observed[f"r2_{k}"] for k in PARAMETERISATIONS} if learned and "r2_eps" in learned.observed else {}
+        return {"training": ident("PAR001"), "sampler": ident("PAR002"), "network": ident("PAR003"),
+                **{f"r2_{k}": v for k, v in r2.items()}}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        sides = {k: o[k] for k in ("training", "sampler", "network") if o[k] is not None}
+        seen = ", ".join(f"{k}: {v}" for k, v in sides.items())
+        if o["network"] is None:
+            seen += " (network: not identified, see PAR003)"
+        if len(set(sides.values())) <= 1:
+            return Verdict(Status.PASS, f"all agree on {next(iter(sides.values()))} ({seen})")
+        fits = ", ".join(f"{k}-fit R² {o[f'r2_{k}']:.2f}" for k in PARAMETERISATIONS if f"r2_{k}" in o)
+        if o["network"] is not None and o["sampler"] != o["network"]:
+            summary = (f"sampler decodes the output as {o['sampler']} but the network predicts {o['network']} ({fits})")
+        else:
+            summary = f"sampler decodes the output as {o['sampler']} but the training loss targets {o['training']}"
+        causes = ("prediction_type / objective not stored with the checkpoint, and the sampler's default differs",
+                  "the sampler's conversion formula was written for another parameterisation",
+                  "the training script computes a different target than its config says")
+        return Verdict(Status.FAIL, summary, (seen,), causes)

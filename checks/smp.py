@@ -1,0 +1,200 @@
+"""SMP: the sampler's contract, from a trace of its calls to the network (a spy) under oracles.
+
+Judged by effect, not by index: where the sampler starts is judged by the SNR there (diffusers'
+"leading" spacing starts at 980 of 1000, which is fine where alpha_bar is ~0), where it ends by
+whether it lands on x0* under the oracle (DDIM loops end at t > 0 and jump to x0 legitimately).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from diffcheck.check import Check
+from diffcheck.errors import Skip
+from diffcheck.oracles import timestep_index
+from diffcheck.pipeline import Pipeline
+from diffcheck.results import Status, Verdict
+
+__all__ = ["SMP001", "SMP002", "SMP003", "SMP004", "SMP005", "SMP006", "SMP007"]
+
+_th = MappingProxyType
+
+
+def _decoded_run(sampler_oracles: dict) -> tuple[str, dict]:
+    kind = sampler_oracles["decoded"]
+    return kind, sampler_oracles["runs"][kind]
+
+
+class SMP001(Check):
+    """The sampler starts where the schedule has no signal left"""
+
+    id = "SMP001"
+    thresholds = _th({"max_start_snr": 0.01})
+
+    def measure(self, pipeline: Pipeline, sampler_oracles: dict) -> dict[str, Any]:
+        _, run = _decoded_run(sampler_oracles)
+        T, first = pipeline.schedule.T, run["t"][0]
+        import torch
+
+        idx = int(timestep_index(torch.tensor([first]), T)[0])
+        snr = pipeline.schedule.snr()
+        return {"first_t": first, "first_index": idx, "start_snr": float(snr[idx]),
+                "terminal_snr": float(snr[-1]), "T": T, "in_range": "index" not in run["conventions"] or first <= T - 1}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        limit = max(th["max_start_snr"], 2 * o["terminal_snr"])
+        if not o["in_range"]:
+            return Verdict(Status.FAIL, f"the sampler starts at t={o['first_t']:g}, outside the trained range "
+                           f"0..{o['T'] - 1}", causes=("a loop over range(T, 0, -1) that passes t instead of t-1",))
+        if o["start_snr"] <= limit:
+            return Verdict(Status.PASS, f"starts at t={o['first_t']:g} where SNR is {o['start_snr']:.2g} "
+                           f"(vs <= {limit:.2g})", observed={"limit": limit})
+        return Verdict(Status.FAIL, f"the sampler starts at t={o['first_t']:g} where SNR is {o['start_snr']:.3g} "
+                       f"(vs <= {limit:.2g}): x_T ~ N(0,1) meets a noise level that still carries signal",
+                       causes=("timestep spacing (e.g. 'leading' with few steps) skips the noisiest timesteps",
+                               "the sampler's step count or offset does not reach T-1"), observed={"limit": limit})
+
+
+class SMP002(Check):
+    """Timesteps strictly decrease through the sampler"""
+
+    id = "SMP002"
+
+    def measure(self, sampler_oracles: dict) -> dict[str, Any]:
+        t = np.asarray(_decoded_run(sampler_oracles)[1]["t"], dtype=float)
+        bad = np.flatnonzero(np.diff(t) >= 0)
+        return {"steps": int(t.size), "first_violation": int(bad[0]) if bad.size else -1,
+                "t_at_violation": [float(t[bad[0]]), float(t[bad[0] + 1])] if bad.size else []}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        if o["first_violation"] < 0:
+            return Verdict(Status.PASS, f"{o['steps']} network calls, t strictly decreasing")
+        a, b = o["t_at_violation"]
+        return Verdict(Status.FAIL, f"t does not decrease at call {o['first_violation']}: {a:g} then {b:g}",
+                       causes=("a timestep list built in ascending order", "a repeated timestep from rounding"))
+
+
+class SMP003(Check):
+    """The sampler lands on x0: its final step removes all the noise (point oracle)"""
+
+    id = "SMP003"
+    requires = frozenset({"PAR002"})  # landing means something only under the decoded parameterisation
+    thresholds = _th({"max_landing_error": 1e-3})
+
+    def measure(self, sampler_oracles: dict) -> dict[str, Any]:
+        kind, run = _decoded_run(sampler_oracles)
+        return {"kind": kind, "landing_error": run["max_error"], "last_t": run["t"][-1],
+                "target_max": sampler_oracles["target_max"]}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        if o["landing_error"] <= th["max_landing_error"]:
+            return Verdict(Status.PASS, f"lands on x0* within {o['landing_error']:.2g} (vs "
+                           f"{th['max_landing_error']:g}; last network call at t={o['last_t']:g})")
+        return Verdict(Status.FAIL, f"the sampler stops short of x0: samples are {o['landing_error']:.3g} from x0* "
+                       f"under the exact {o['kind']} oracle (vs {th['max_landing_error']:g}); last network call at "
+                       f"t={o['last_t']:g}",
+                       causes=("the DDPM loop skips its t=0 step, leaving that step's noise in every sample",
+                               "the final step adds noise (sigma_0 != 0) or does not jump to alpha_bar = 1",
+                               "clipping of x0 predictions cuts the data (see SMP006)"))
+
+
+class SMP004(Check):
+    """The sampler passes t to the network on the same scale as training"""
+
+    id = "SMP004"
+
+    def measure(self, loss_oracles: dict, sampler_oracles: dict) -> dict[str, Any]:
+        kind, run = _decoded_run(sampler_oracles)
+        train = loss_oracles["time"][kind]
+        return {"training_conventions": train["conventions"], "training_t_max": train["t_max"],
+                "training_dtypes": train["dtypes"], "sampler_conventions": run["conventions"],
+                "sampler_t_max": run["t_max"], "sampler_dtypes": run["dtypes"]}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        names = {"index": "integer t (0..T-1)", "unit": "t/T in [0, 1]", "x1000": "t*1000/T"}
+        tr, sm = set(o["training_conventions"]), set(o["sampler_conventions"])
+        if tr == sm:
+            return Verdict(Status.PASS, f"both pass {', '.join(names[c] for c in sorted(tr))} "
+                           f"(max {o['sampler_t_max']:g} vs {o['training_t_max']:g})")
+        return Verdict(Status.FAIL, f"the sampler passes {', '.join(names[c] for c in sorted(sm))} (max "
+                       f"{o['sampler_t_max']:g}) but training passes {', '.join(names[c] for c in sorted(tr))} "
+                       f"(max {o['training_t_max']:g})",
+                       causes=("the sampler normalises t (t/T) for a network trained on integer steps, or the reverse",
+                               "a scheduler's timesteps (x1000) passed to a network trained on indices"))
+
+
+class SMP005(Check):
+    """The network is in eval mode while sampling (no dropout noise)"""
+
+    id = "SMP005"
+
+    def measure(self, network_mode: dict) -> dict[str, Any]:
+        return {"training_mode": network_mode["training"], "first_t": network_mode["t"]}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        if not o["training_mode"]:
+            return Verdict(Status.PASS, "network in eval mode at the sampler's first call")
+        return Verdict(Status.FAIL, f"the network is in training mode while sampling (first call, t={o['first_t']:g}): "
+                       "dropout and batch statistics add noise to every step",
+                       causes=("model.eval() missing in the sampling entry point",))
+
+
+class SMP006(Check):
+    """x0 predictions are not clipped inside the data range"""
+
+    id = "SMP006"
+    thresholds = _th({"max_saturated": 0.01})
+
+    requires = frozenset({"PAR002"})
+
+    def measure(self, clip_probe: dict) -> dict[str, Any]:
+        if clip_probe["saturated_fraction"] is None:
+            raise Skip("the sampler's callback reports no x0_hat")
+        return {"saturated_fraction": clip_probe["saturated_fraction"], "target_max": clip_probe["target_max"],
+                "kind": clip_probe["kind"]}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        if o["saturated_fraction"] <= th["max_saturated"]:
+            return Verdict(Status.PASS, f"{o['saturated_fraction']:.2%} of x0 predictions at the extreme "
+                           f"(vs <= {th['max_saturated']:.0%})")
+        return Verdict(Status.FAIL, f"{o['saturated_fraction']:.1%} of x0 predictions are pinned at one value "
+                       f"(vs <= {th['max_saturated']:.0%}) for a target within ±{o['target_max']:.2f}: the clip range "
+                       "cuts the data", causes=("clip range narrower than the data's normalised range",
+                                                "data not normalised to [-1, 1] before training"))
+
+
+class SMP007(Check):
+    """The sampler's x_t follows q(x_t) at every step under the ideal denoiser"""
+
+    id = "SMP007"
+    requires = frozenset({"PAR002"})
+    thresholds = _th({"max_log_std_ratio": 0.3, "max_mean_z": 3.0, "max_snr": 1.0})
+
+    def measure(self, trajectory_marginals: dict) -> dict[str, Any]:
+        rows = trajectory_marginals["rows"]
+        return {"t": [r["t"] for r in rows], "snr": [r["snr"] for r in rows],
+                "std_ratio": [r["std_ratio"] for r in rows], "mean_z": [r["mean_z"] for r in rows],
+                "samples": trajectory_marginals["samples"], "spectra": trajectory_marginals["spectra"]}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        snr = np.asarray(o["snr"])
+        # Where noise dominates (SNR <= 1) pixels are nearly independent and the moments precise.
+        idx = np.flatnonzero(snr <= th["max_snr"])
+        ratio, mz = np.asarray(o["std_ratio"])[idx], np.asarray(o["mean_z"])[idx]
+        w = int(idx[np.argmax(np.abs(np.log(ratio)))])
+        d = {"worst_t": o["t"][w], "worst_std_ratio": o["std_ratio"][w], "max_mean_z": float(mz.max())}
+        ev = (f"{o['samples']} samples with the ideal denoiser of {o['spectra']} spectra; at {idx.size} steps with "
+              f"SNR <= {th['max_snr']:g}: std(x_t)/std(q) in {ratio.min():.3f}..{ratio.max():.3f}, mean z up to "
+              f"{mz.max():.2f}",)
+        if abs(np.log(d["worst_std_ratio"])) <= th["max_log_std_ratio"] and d["max_mean_z"] <= th["max_mean_z"]:
+            return Verdict(Status.PASS, f"x_t matches q(x_t) (worst std ratio {d['worst_std_ratio']:.3f} at "
+                           f"t={d['worst_t']:g}; mean z <= {d['max_mean_z']:.2f})", ev, observed=d)
+        return Verdict(Status.FAIL, f"the sampler's x_t leaves q(x_t): std ratio {d['worst_std_ratio']:.3f} at "
+                       f"t={d['worst_t']:g}, mean z {d['max_mean_z']:.2f} (vs |log ratio| <= "
+                       f"{th['max_log_std_ratio']:g}, z <= {th['max_mean_z']:g})", ev,
+                       ("the sampler's noise is scaled (sigma_t x k) or uses the wrong posterior variance",
+                        "the sampler's schedule differs from training's (betas, T, cosine vs linear)",
+                        "the sampler looks up alpha_bar at a shifted or rescaled t"), observed=d)

@@ -1,0 +1,181 @@
+"""Fixtures of the consistency families (PAR, SMP): the pipeline's own loss and sampler, driven
+by exact oracles in place of the network, and the trained network's fit to each target.
+
+Oracles need no trained network, so everything here except ``learned_fit`` also runs on a
+freshly initialised pipeline (``diffcheck preflight``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .context import fixture
+from .oracles import ExactOracle, PosteriorMeanOracle, Spy, StopSampling, TimeRecord, timestep_index
+from .param import PARAMETERISATIONS, targets
+from .pipeline import Pipeline
+from .probes import Probe
+
+__all__ = ["loss_oracles", "sampler_oracles", "clip_probe", "learned_fit", "network_mode", "trajectory_marginals"]
+
+#: Decoding is probed with a small target, inside any sane clip range, so a clipping bug cannot
+#: hide the parameterisation; clipping is probed separately with a target spanning the data range.
+DECODING_AMPLITUDE = 0.25
+TARGET_LIMIT = 0.95
+#: A sampler run whose oracle residual stays within this many standard errors of unit variance at
+#: every step decodes the oracle's parameterisation consistently.
+TRAJECTORY_Z = 6.0
+FIT_GRID = 12
+MARGINAL_SAMPLES = 32
+MARGINAL_SPECTRA = 16
+
+
+def _generator(pipeline: Pipeline, seed: int) -> torch.Generator:
+    return torch.Generator(device=pipeline.device).manual_seed(seed)
+
+
+def _conventions(record: TimeRecord) -> dict:
+    conv = sorted(set(record.conventions))
+    return {"conventions": conv, "dtypes": sorted(record.dtypes), "t_min": record.t_min, "t_max": record.t_max}
+
+
+@fixture
+def loss_oracles(pipeline: Pipeline, x0_probe: Probe, seed: int) -> dict:
+    """The pipeline's own training loss with the network replaced by each exact oracle.
+
+    Every oracle sees the same t and noise draws (same generator seed), so the losses compare.
+    """
+    x0, out = x0_probe.x0, {"losses": {}, "time": {}}
+    for kind in PARAMETERISATIONS:
+        oracle = ExactOracle(x0, pipeline.schedule, kind).to(pipeline.device)
+        with torch.no_grad(), pipeline.network_replaced(oracle):
+            out["losses"][kind] = float(pipeline.training_loss(x0, generator=_generator(pipeline, seed)))
+        out["time"][kind] = _conventions(oracle.times)
+    return out
+
+
+@fixture
+def sampler_oracles(pipeline: Pipeline, x0_probe: Probe, seed: int) -> dict:
+    """The pipeline's own sampler with the network replaced by each point oracle for one x0*.
+
+    Records how far each run lands from x0*, every t the sampler passed, and the saturation
+    (clipping) of the x0 predictions the sampler reports through its callback.
+    """
+    x0 = x0_probe.x0[:1]
+    target = x0 * (DECODING_AMPLITUDE / x0.abs().max().clamp_min(1e-12))
+    runs = {kind: _oracle_run(pipeline, target, kind, seed) for kind in PARAMETERISATIONS}
+    # The run to trace: a consistent trajectory first, then the closest landing.
+    decoded = min(runs, key=lambda k: (runs[k]["residual_dev_z"] > TRAJECTORY_Z, runs[k]["max_error"]))
+    return {"runs": runs, "decoded": decoded, "target_max": float(target.abs().max())}
+
+
+@fixture
+def clip_probe(pipeline: Pipeline, x0_probe: Probe, sampler_oracles: dict, seed: int) -> dict:
+    """The decoded oracle's sampler run for a target spanning the data range (up to +-0.95)."""
+    target = x0_probe.x0[:1].clamp(-TARGET_LIMIT, TARGET_LIMIT)
+    run = _oracle_run(pipeline, target, sampler_oracles["decoded"], seed)
+    return {**run, "target_max": float(target.abs().max()), "kind": sampler_oracles["decoded"]}
+
+
+def _oracle_run(pipeline: Pipeline, target: torch.Tensor, kind: str, seed: int) -> dict:
+    """One run of the pipeline's sampler with the exact ``kind`` oracle for ``target`` as its network."""
+    oracle = ExactOracle(target, pipeline.schedule, kind).to(pipeline.device)
+    spy, x0_hats = Spy(oracle), []
+    with torch.no_grad(), pipeline.network_replaced(spy):
+        x = pipeline.sample(2, generator=_generator(pipeline, seed),
+                            callback=lambda s: x0_hats.append(s.get("x0_hat")))
+    err = (x.double() - target.double()).abs()
+    dev = np.max(np.abs(np.log(np.maximum(oracle.residual_std, 1e-12)))) if oracle.residual_std else np.inf
+    return {"max_error": float(err.max()), "rms_error": float(err.pow(2).mean().sqrt()),
+            "finite": bool(torch.isfinite(x).all()), "t": [c["t"] for c in spy.calls],
+            # max over steps of |log std((x_t - a x0*)/s)|, in standard errors (SE = 1/sqrt(2N))
+            "residual_dev_z": float(dev * np.sqrt(2.0 * x.numel())),
+            "saturated_fraction": _saturation(x0_hats), **_conventions(oracle.times)}
+
+
+def _saturation(x0_hats: list) -> float | None:
+    """Fraction of x0 predictions pinned at the run's extreme value (a sign of clipping)."""
+    hats = [h for h in x0_hats if h is not None]
+    if not hats:
+        return None
+    values = torch.cat([h.detach().flatten().abs().double() for h in hats])
+    return float((values >= values.max() - 1e-6).double().mean())
+
+
+@fixture
+def learned_fit(pipeline: Pipeline, x0_probe: Probe, generator: torch.Generator) -> dict:
+    """R^2 of the network's output against the eps, x0 and v targets on noised probe spectra."""
+    x0, sched, net = x0_probe.x0, pipeline.schedule, pipeline.network
+    ts = np.unique(np.round(np.linspace(0, sched.T - 1, FIT_GRID)).astype(np.int64))
+    r2 = {k: [] for k in PARAMETERISATIONS}
+    collinear = []
+    net.eval()
+    for step in ts:
+        a, s = float(sched.signal_scale()[step]), float(sched.noise_scale()[step])
+        eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+        t = torch.full((x0.shape[0],), int(step), dtype=torch.long, device=x0.device)
+        with torch.no_grad():
+            out = net(a * x0 + s * eps, pipeline.model_time(t)).double()
+        tg = targets(x0.double(), eps.double(), torch.tensor(a), torch.tensor(s))
+        for kind in PARAMETERISATIONS:
+            r2[kind].append(_r2(out, tg[kind]))
+        collinear.append(max(abs(_cos(tg["eps"], tg["v"])), abs(_cos(tg["x0"], tg["v"]))))
+    return {"t": ts.tolist(), "r2": r2, "collinearity": collinear}
+
+
+def _r2(pred: torch.Tensor, target: torch.Tensor) -> float:
+    sst = float((target - target.mean()).pow(2).sum())
+    return 1.0 - float((pred - target).pow(2).sum()) / max(sst, 1e-300)
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-300))
+
+
+@fixture
+def network_mode(pipeline: Pipeline, seed: int) -> dict:
+    """Mode of the real network at the sampler's first call (the run stops after that call)."""
+    spy = Spy(pipeline.network, stop_after=1)
+    try:
+        with torch.no_grad(), pipeline.network_replaced(spy):
+            pipeline.sample(1, generator=_generator(pipeline, seed))
+    except StopSampling:
+        pass
+    if not spy.calls:
+        raise RuntimeError("the sampler never called the network")
+    return spy.calls[0]
+
+
+@fixture
+def trajectory_marginals(pipeline: Pipeline, data, x0_probe: Probe, sampler_oracles: dict, seed: int) -> dict:
+    """Per-step mean and std of the sampler's x_t under the ideal denoiser of K spectra,
+    against the forward marginal q(x_t) of the same K spectra at the same t."""
+    spectra = _marginal_spectra(data, x0_probe, pipeline)
+    kind = sampler_oracles["decoded"]
+    oracle = PosteriorMeanOracle(spectra, pipeline.schedule, kind).to(pipeline.device)
+    steps: list[tuple[float, torch.Tensor]] = []
+    with torch.no_grad(), pipeline.network_replaced(oracle):
+        pipeline.sample(MARGINAL_SAMPLES, generator=_generator(pipeline, seed),
+                        callback=lambda s: steps.append((s["t"], s["x_t"].detach().double())))
+    mu, var = spectra.double().mean(0), spectra.double().var(0, unbiased=False)
+    rows = [_marginal_row(pipeline, t, x, mu, var) for t, x in steps]
+    return {"kind": kind, "rows": rows, "samples": MARGINAL_SAMPLES, "spectra": int(spectra.shape[0])}
+
+
+def _marginal_row(pipeline: Pipeline, t, x: torch.Tensor, mu: torch.Tensor, var: torch.Tensor) -> dict:
+    """Compare the samples' x_t at one step with q(x_t) = mixture of N(a x0_k, s^2) over the K spectra."""
+    idx = int(timestep_index(torch.as_tensor([t]), pipeline.schedule.T)[0])
+    a, s = float(pipeline.schedule.signal_scale()[idx]), float(pipeline.schedule.noise_scale()[idx])
+    exp_mean, exp_var = a * mu, a * a * var + s * s
+    n = x.shape[0]
+    mean_z = ((x.mean(0) - exp_mean) / (exp_var / n).sqrt()).pow(2).mean().sqrt()
+    var_ratio = x.var(0).mean() / exp_var.mean()
+    return {"t": float(t), "index": idx, "snr": a * a / max(s * s, 1e-300),
+            "mean_z": float(mean_z), "std_ratio": float(var_ratio.sqrt())}
+
+
+def _marginal_spectra(data, x0_probe: Probe, pipeline: Pipeline) -> torch.Tensor:
+    if data is None:
+        return x0_probe.x0.clamp(-TARGET_LIMIT, TARGET_LIMIT)
+    rows = data.probe_rows()[:MARGINAL_SPECTRA]
+    return data.tensor(rows, pipeline.sample_shape[0], pipeline.device).clamp(-TARGET_LIMIT, TARGET_LIMIT)
