@@ -141,23 +141,29 @@ class PAR004(Check):
             r: Result | None = results.get(cid)
             return r.observed.get("identified") if r is not None and r.status is Status.PASS else None
 
-        learned = results.get("PAR003")
-        r2 = {k: learned.observed[f"r2_{k}"] for k in PARAMETERISATIONS} if learned and "r2_eps" in learned.observed else {}
+        def numbers(cid: str, prefix: str) -> dict[str, float]:
+            r = results.get(cid)
+            return {f"{prefix}{k}": r.observed[f"{prefix}{k}"] for k in PARAMETERISATIONS
+                    if r is not None and f"{prefix}{k}" in r.observed}
+
         return {"training": ident("PAR001"), "sampler": ident("PAR002"), "network": ident("PAR003"),
-                **{f"r2_{k}": v for k, v in r2.items()}}
+                **numbers("PAR003", "r2_"), **numbers("PAR001", "loss_"), **numbers("PAR002", "error_")}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
         sides = {k: o[k] for k in ("training", "sampler", "network") if o[k] is not None}
         seen = ", ".join(f"{k}: {v}" for k, v in sides.items())
         if o["network"] is None:
-            seen += " (network: not identified, see PAR003)"
+            seen += " (network: not identified; PAR003 did not pass or did not run)"
         if len(set(sides.values())) <= 1:
             return Verdict(Status.PASS, f"all agree on {next(iter(sides.values()))} ({seen})")
         fits = ", ".join(f"{k}-fit R² {o[f'r2_{k}']:.2f}" for k in PARAMETERISATIONS if f"r2_{k}" in o)
         if o["network"] is not None and o["sampler"] != o["network"]:
             summary = (f"sampler decodes the output as {o['sampler']} but the network predicts {o['network']} ({fits})")
         else:
-            summary = f"sampler decodes the output as {o['sampler']} but the training loss targets {o['training']}"
+            tr, sm = o["training"], o["sampler"]
+            summary = (f"sampler decodes the output as {sm} but the training loss targets {tr} (oracle loss {tr} "
+                       f"{o[f'loss_{tr}']:.2g}, {sm} {o[f'loss_{sm}']:.2g}; landing error {sm} {o[f'error_{sm}']:.2g}, "
+                       f"{tr} {o[f'error_{tr}']:.2g})")
         causes = ("prediction_type / objective not stored with the checkpoint, and the sampler's default differs",
                   "the sampler's conversion formula was written for another parameterisation",
                   "the training script computes a different target than its config says")

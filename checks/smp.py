@@ -7,6 +7,7 @@ whether it lands on x0* under the oracle (DDIM loops end at t > 0 and jump to x0
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -198,3 +199,21 @@ class SMP007(Check):
                        ("the sampler's noise is scaled (sigma_t x k) or uses the wrong posterior variance",
                         "the sampler's schedule differs from training's (betas, T, cosine vs linear)",
                         "the sampler looks up alpha_bar at a shifted or rescaled t"), observed=d)
+
+    def plot(self, o: Mapping[str, Any], outdir: Path) -> list[Path]:
+        from diffcheck.plotting import STATUS_COLOURS, plt, save
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharex=True)
+        axes[0].plot(o["t"], o["std_ratio"], color=STATUS_COLOURS["measured"], lw=1)
+        axes[0].axhline(1.0, color=STATUS_COLOURS["declared"], lw=1)
+        axes[0].set_ylabel("std(x_t) / std of q(x_t)")
+        axes[1].plot(o["t"], o["mean_z"], color=STATUS_COLOURS["measured"], lw=1)
+        axes[1].axhline(1.0, color=STATUS_COLOURS["declared"], lw=1)
+        axes[1].set_ylabel("rms z of the mean of x_t")
+        for ax in axes:
+            ax.set_xlabel("t (sampler order: right to left)")
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"SMP007 sampler marginals under the ideal denoiser ({o['samples']} samples, "
+                     f"{o['spectra']} spectra)", fontsize=11)
+        fig.tight_layout()
+        return [save(fig, outdir, "smp_marginals.png")]

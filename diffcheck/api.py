@@ -15,7 +15,7 @@ __all__ = ["run_path"]
 
 
 def run_path(
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | None,
     *,
     data: str | os.PathLike | None = None,
     dataset: str = "flux",
@@ -27,6 +27,7 @@ def run_path(
     threshold: Iterable[str] = (),
     report_dir: str | os.PathLike | None = None,
     progress: Progress | None = None,
+    preflight: bool = False,
 ) -> Report:
     """Load ``checkpoint`` (and ``data``), run the checks, return the report. InputError on bad input."""
     thresholds = parse_threshold_overrides(threshold)
@@ -37,4 +38,6 @@ def run_path(
         ds = load_dataset(data, length=pipe.sample_shape[1], normaliser=pipe.normaliser, dataset=dataset)
     return run_checks(pipe, data=ds, select=select, ignore=ignore, thresholds=thresholds, seed=seed,
                       report_dir=Path(report_dir) if report_dir is not None else None, progress=progress,
-                      meta={"checkpoint": str(checkpoint), **({"pipeline_spec": pipeline} if pipeline else {})})
+                      trained=not preflight,
+                      meta={"checkpoint": str(checkpoint), "mode": "preflight" if preflight else "run",
+                            **({"pipeline_spec": pipeline} if pipeline else {})})

@@ -30,21 +30,13 @@ def _fail_input(console: Console, exc: InputError) -> None:
     raise typer.Exit(int(ExitCode.USAGE_ERROR))
 
 
-@app.command()
-def run(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint file (diffcheck's format, or any with --pipeline)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="HDF5 spectra file to probe with (held-out split)."),
-    dataset: str = typer.Option("flux", "--dataset", help="Name of the flux dataset in --data."),
-    pipeline: Optional[str] = typer.Option(None, "--pipeline", help="file.py:function(checkpoint) returning a Pipeline."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda[:N]."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every random draw in the run."),
-    select: Optional[List[str]] = typer.Option(None, "--select", help="Check IDs or families to run (FWD, PAR001)."),
-    ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Check IDs or families to skip."),
-    threshold: Optional[List[str]] = typer.Option(None, "--threshold", help="Override a threshold: ID.name=value."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON report here."),
-    report_dir: Path = typer.Option(Path("diffcheck-report"), "--report-dir", help="Where report.json and figures go."),
-) -> None:
-    """Run the checks against CHECKPOINT and print a pass/fail report."""
+_CKPT_HELP = "Checkpoint file (diffcheck's format, or any with --pipeline)."
+
+
+def _execute(checkpoint: Optional[Path], *, preflight: bool, data: Optional[Path], dataset: str,
+             pipeline: Optional[str], device: str, seed: int, select: Optional[List[str]],
+             ignore: Optional[List[str]], threshold: Optional[List[str]], json_path: Optional[Path],
+             report_dir: Path) -> None:
     from . import api
 
     out, err = Console(), Console(stderr=True)
@@ -58,7 +50,8 @@ def run(
 
             report = api.run_path(checkpoint, data=data, dataset=dataset, pipeline=pipeline, device=device,
                                   seed=seed, select=_split(select), ignore=_split(ignore),
-                                  threshold=_split(threshold), report_dir=report_dir, progress=progress)
+                                  threshold=_split(threshold), report_dir=report_dir, progress=progress,
+                                  preflight=preflight)
     except InputError as exc:
         _fail_input(err, exc)
     from .render import render_report
@@ -69,6 +62,46 @@ def run(
         report.write_json(json_path)
     out.print(f"[dim]report: {report_dir / 'report.json'}[/]")
     raise typer.Exit(int(report.exit_code))
+
+
+_DATA = typer.Option(None, "--data", help="HDF5 spectra file to probe with (held-out split).")
+_DATASET = typer.Option("flux", "--dataset", help="Name of the flux dataset in --data.")
+_PIPELINE = typer.Option(None, "--pipeline", help="file.py:function(checkpoint) returning a Pipeline.")
+_DEVICE = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda[:N].")
+_SEED = typer.Option(0, "--seed", help="Seed of every random draw in the run.")
+_SELECT = typer.Option(None, "--select", help="Check IDs or families to run (FWD, PAR001).")
+_IGNORE = typer.Option(None, "--ignore", help="Check IDs or families to skip.")
+_THRESHOLD = typer.Option(None, "--threshold", help="Override a threshold: ID.name=value.")
+_JSON = typer.Option(None, "--json", help="Also write the JSON report here.")
+_REPORT_DIR = typer.Option(Path("diffcheck-report"), "--report-dir", help="Where report.json and figures go.")
+
+
+@app.command()
+def run(
+    checkpoint: Path = typer.Argument(..., help=_CKPT_HELP),
+    data: Optional[Path] = _DATA, dataset: str = _DATASET, pipeline: Optional[str] = _PIPELINE,
+    device: str = _DEVICE, seed: int = _SEED, select: Optional[List[str]] = _SELECT,
+    ignore: Optional[List[str]] = _IGNORE, threshold: Optional[List[str]] = _THRESHOLD,
+    json_path: Optional[Path] = _JSON, report_dir: Path = _REPORT_DIR,
+) -> None:
+    """Run the checks against CHECKPOINT and print a pass/fail report."""
+    _execute(checkpoint, preflight=False, data=data, dataset=dataset, pipeline=pipeline, device=device,
+             seed=seed, select=select, ignore=ignore, threshold=threshold, json_path=json_path,
+             report_dir=report_dir)
+
+
+@app.command()
+def preflight(
+    checkpoint: Optional[Path] = typer.Argument(None, help=_CKPT_HELP + " Optional with --pipeline."),
+    data: Optional[Path] = _DATA, dataset: str = _DATASET, pipeline: Optional[str] = _PIPELINE,
+    device: str = _DEVICE, seed: int = _SEED, select: Optional[List[str]] = _SELECT,
+    ignore: Optional[List[str]] = _IGNORE, threshold: Optional[List[str]] = _THRESHOLD,
+    json_path: Optional[Path] = _JSON, report_dir: Path = _REPORT_DIR,
+) -> None:
+    """Check the pipeline's code before training: every check that needs no trained network."""
+    _execute(checkpoint, preflight=True, data=data, dataset=dataset, pipeline=pipeline, device=device,
+             seed=seed, select=select, ignore=ignore, threshold=threshold, json_path=json_path,
+             report_dir=report_dir)
 
 
 @app.command("list")

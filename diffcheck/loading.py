@@ -47,13 +47,20 @@ def _load_factory(spec: str):
     return factory
 
 
-def load_pipeline(checkpoint: str | os.PathLike, *, device: torch.device, pipeline: str | None = None) -> Pipeline:
-    """A Pipeline for ``checkpoint``: diffcheck's own format, or ``file.py:function(checkpoint)``."""
+def load_pipeline(checkpoint: str | os.PathLike | None, *, device: torch.device,
+                  pipeline: str | None = None) -> Pipeline:
+    """A Pipeline for ``checkpoint``: diffcheck's own format, or ``file.py:function(checkpoint)``.
+
+    With ``pipeline`` the checkpoint may be None (a preflight of code with fresh weights): the
+    function is then called with None.
+    """
+    if checkpoint is None and not pipeline:
+        raise InputError("no checkpoint given; a preflight without one needs --pipeline file.py:function")
     if pipeline:
-        if not Path(checkpoint).exists():
+        if checkpoint is not None and not Path(checkpoint).exists():
             raise InputError(f"checkpoint not found: {checkpoint}")
         try:
-            result = _load_factory(pipeline)(str(checkpoint))
+            result = _load_factory(pipeline)(None if checkpoint is None else str(checkpoint))
         except InputError:
             raise
         except Exception as exc:  # the user's factory: one line, not a traceback wall

@@ -111,9 +111,10 @@ class PosteriorMeanOracle(_ScheduleOracle):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         a, s = self.coefficients(x_t, t)
         xt, data = x_t.double().flatten(1), self.data.to(x_t.device).flatten(1)
-        a2, s2 = a.flatten(), s.flatten()
-        dist = ((xt[:, None, :] - a2[:, None, None] * data[None]) ** 2).sum(-1)
-        w = torch.softmax(-dist / (2 * s2[:, None] ** 2), dim=1)
+        a2, s2 = a.flatten()[:, None], s.flatten()[:, None]
+        # ||x_t - a x0_k||^2 expanded: one matmul instead of a [B, K, L] difference.
+        dist = (xt * xt).sum(1, keepdim=True) - 2 * a2 * (xt @ data.T) + a2 * a2 * (data * data).sum(1)[None]
+        w = torch.softmax(-dist / (2 * s2 * s2), dim=1)
         x0_hat = (w @ data).view_as(x_t.double())
         return self.emit(x0_hat, x_t, a, s)
 

@@ -68,13 +68,18 @@ def run_checks(
     checks: Iterable[type[Check]] | None = None,
     progress: Progress | None = None,
     meta: Mapping[str, Any] | None = None,
+    trained: bool = True,
 ) -> Report:
-    """Run the selected checks (default: every registered one) and return the report."""
+    """Run the selected checks (default: every registered one) and return the report.
+
+    ``trained=False`` is the preflight: checks that judge what a network learned are left out,
+    the rest (oracles, forward process, sampler contract) need no trained weights.
+    """
     broken: tuple[tuple[str, str], ...] = ()
     if checks is None:
         registry = load_registry()
         checks, broken = registry.checks, registry.broken
-    checks = list(checks)
+    checks = [c for c in checks if trained or not c.trained_only]
     overrides = {k.upper(): dict(v) for k, v in (thresholds or {}).items()}
     _validate_overrides(checks, overrides)
     selected, ignored = select_checks(checks, select, ignore)

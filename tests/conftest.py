@@ -47,3 +47,17 @@ def healthy() -> diffcheck.Pipeline:
 @pytest.fixture(scope="session")
 def tiny_data(healthy) -> diffcheck.Dataset:
     return load_dataset(TINY_DATA, length=healthy.sample_shape[1], normaliser=healthy.normaliser)
+
+
+_REPORTS: dict = {}
+
+
+def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0) -> diffcheck.Report:
+    """Run (once per session) the selected checks on the healthy fixture or a zoo member."""
+    key = (name, select, seed)
+    if key not in _REPORTS:
+        pipe = load_pipeline(HEALTHY_CKPT, device=diffcheck.resolve_device("cpu")) if name == "healthy" \
+            else load_member(name)
+        data = load_dataset(TINY_DATA, length=pipe.sample_shape[1], normaliser=pipe.normaliser)
+        _REPORTS[key] = diffcheck.run_checks(pipe, data=data, select=list(select), seed=seed)
+    return _REPORTS[key]

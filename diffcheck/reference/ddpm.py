@@ -164,7 +164,8 @@ class GaussianDiffusion:
             t = torch.full((x.shape[0],), step, device=x.device, dtype=torch.long)
             x0_hat, eps_hat, out = self.predict(x, t)
             ab_t, ab_prev = ab[step], (ab[prev] if prev >= 0 else 1.0)
-            sigma = self.config.ddim_eta * np.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
+            eta = self.config.ddim_eta
+            sigma = eta * np.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)) if eta > 0 else 0.0
             x_next = np.sqrt(ab_prev) * x0_hat + np.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps_hat
             if sigma > 0:
                 x_next = x_next + sigma * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)

@@ -1,10 +1,11 @@
-"""Benchmark the FWD family: wall time and peak memory per run, written as JSON.
+"""Benchmark check families: wall time per run and per check, peak memory, written as JSON.
 
-    python benchmarks/bench_fwd.py [--device cpu|cuda] [--repeats 3] [--out benchmarks/results/fwd_<device>.json]
+    python benchmarks/bench_families.py [--select FWD] [--device cpu|cuda] [--repeats 3] [--out PATH]
 
-Cases: the tiny fixture (512 px) and a seed-size pipeline (default 5.9M-parameter UNet1D, 4096 px,
-T=1000, probed with the shipped real spectra). FWD never calls the network, so the time is the
-forward-process probes themselves (16 timesteps x 64 draws x 8 spectra, plus the figures' data).
+Cases: the tiny fixture (512 px, trained) and a seed-size pipeline (default 5.9M-parameter
+UNet1D, 4096 px, T=1000, fresh weights, probed with the shipped real spectra). FWD never calls
+the network; PAR/SMP run the pipeline's own sampler with oracles (1000 steps each) and a few
+network forwards. Output: benchmarks/results/<families>_<device>.json.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--select", default="FWD", help="comma-separated families or IDs")
     args = ap.parse_args()
     device = diffcheck.resolve_device(args.device)
     rows = []
@@ -51,7 +53,7 @@ def main() -> None:
         times = []
         for seed in range(args.repeats):
             t0 = time.perf_counter()
-            report = diffcheck.run_checks(pipe, data=data, select=["FWD"], seed=seed)
+            report = diffcheck.run_checks(pipe, data=data, select=args.select.split(","), seed=seed)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
@@ -60,9 +62,10 @@ def main() -> None:
                      "statuses": {r.id: r.status.value for r in report.results},
                      "per_check_seconds": {r.id: round(r.duration_s, 3) for r in report.results}})
         print(json.dumps(rows[-1]))
-    out = args.out or ROOT / "benchmarks" / "results" / f"fwd_{device.type}.json"
+    tag = args.select.replace(",", "-").lower()
+    out = args.out or ROOT / "benchmarks" / "results" / f"{tag}_{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "FWD family", "device": str(device),
+    out.write_text(json.dumps({"benchmark": f"families {args.select}", "device": str(device),
                                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
                                "torch": torch.__version__, "threads": torch.get_num_threads(),
                                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -1,0 +1,79 @@
+"""SMP family: the sampler's contract, each check against its planted bug."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import diffcheck
+from diffcheck import Status
+from diffcheck.reference.ddpm import DiffusionConfig, GaussianDiffusion
+from diffcheck.reference.pipeline import ReferencePipeline
+from tests.conftest import report_for
+
+SMP = ["SMP001", "SMP002", "SMP003", "SMP004", "SMP005", "SMP006", "SMP007"]
+
+
+@pytest.mark.parametrize("check_id", SMP)
+def test_SMP_passes_on_healthy(check_id):
+    result = report_for("healthy")[check_id]
+    assert result.status is Status.PASS, result.message()
+
+
+@pytest.mark.parametrize("member,check_id,pattern", [
+    ("skips_final_step", "SMP003", r"the sampler stops short of x0: samples are [\d.]+ from x0\* under the exact eps "
+                                   r"oracle \(vs 0.001\); last network call at t=1"),
+    ("sampler_t_over_T", "SMP004", r"the sampler passes t/T in \[0, 1\] \(max 0.999\) but training passes integer t "
+                                   r"\(0..T-1\) \(max \d+\)"),
+    ("dropout_train_mode", "SMP005", r"the network is in training mode while sampling \(first call, t=999\)"),
+    ("clip_too_narrow", "SMP006", r"[\d.]+% of x0 predictions are pinned at one value \(vs <= 1%\) for a target within"),
+    ("triple_noise", "SMP007", r"the sampler's x_t leaves q\(x_t\): std ratio [\d.]+ at t=\d+"),
+])
+def test_SMP_fails_on_its_planted_bug(member, check_id, pattern):
+    result = report_for(member)[check_id]
+    assert result.status is Status.FAIL, result.message()
+    assert re.match(pattern, result.summary), result.summary
+
+
+class LeadingDDIM(GaussianDiffusion):
+    """diffusers' "leading" spacing: arange(0, T, T // n) reversed, so it starts at T - T//n."""
+
+    def ddim_timesteps(self):
+        n = self.config.sample_steps
+        return [int(v) for v in np.arange(0, self.schedule.T, self.schedule.T // n)[::-1]]
+
+
+def _leading(healthy, schedule, steps):
+    config = DiffusionConfig(schedule=schedule, sampler="ddim", sample_steps=steps)
+    return ReferencePipeline(healthy.unet_config, LeadingDDIM(healthy.network, config), length=healthy.length,
+                             normaliser=healthy.normaliser)
+
+
+def test_SMP001_passes_leading_spacing_on_a_linear_schedule(healthy, tiny_data):
+    """diffusers' default start at 980 of 1000 is fine: alpha_bar there is ~1e-4."""
+    report = diffcheck.run_checks(_leading(healthy, "linear", 50), data=tiny_data, select=["SMP001", "SMP003"])
+    assert report["SMP001"].observed["first_t"] == 980
+    assert report["SMP001"].status is Status.PASS and report["SMP003"].status is Status.PASS
+
+
+def test_SMP001_fails_leading_spacing_with_few_steps_on_a_cosine_schedule(healthy, tiny_data):
+    result = diffcheck.run_checks(_leading(healthy, "cosine", 10), data=tiny_data, select=["SMP001"])["SMP001"]
+    assert result.status is Status.FAIL
+    assert re.match(r"the sampler starts at t=900 where SNR is [\d.]+ \(vs <= 0.01\)", result.summary), result.summary
+
+
+class AscendingDDIM(GaussianDiffusion):
+    def ddim_timesteps(self):
+        steps = super().ddim_timesteps()
+        return steps[:3][::-1] + steps[3:]  # the first three out of order
+
+
+def test_SMP002_fails_when_timesteps_do_not_decrease(healthy, tiny_data):
+    config = DiffusionConfig(sampler="ddim", sample_steps=20)
+    pipe = ReferencePipeline(healthy.unet_config, AscendingDDIM(healthy.network, config), length=healthy.length,
+                             normaliser=healthy.normaliser)
+    result = diffcheck.run_checks(pipe, data=tiny_data, select=["SMP002"])["SMP002"]
+    assert result.status is Status.FAIL
+    assert result.summary.startswith("t does not decrease at call 0: ")
