@@ -186,7 +186,8 @@ class SMP007(Check):
         idx = np.flatnonzero(snr <= th["max_snr"])
         ratio, mz = np.asarray(o["std_ratio"])[idx], np.asarray(o["mean_z"])[idx]
         w = int(idx[np.argmax(np.abs(np.log(ratio)))])
-        d = {"worst_t": o["t"][w], "worst_std_ratio": o["std_ratio"][w], "max_mean_z": float(mz.max())}
+        d = {"worst_t": o["t"][w], "worst_std_ratio": o["std_ratio"][w], "max_mean_z": float(mz.max()),
+             "judged_t_min": float(min(o["t"][i] for i in idx))}
         ev = (f"{o['samples']} samples with the ideal denoiser of {o['spectra']} spectra; at {idx.size} steps with "
               f"SNR <= {th['max_snr']:g}: std(x_t)/std(q) in {ratio.min():.3f}..{ratio.max():.3f}, mean z up to "
               f"{mz.max():.2f}",)
@@ -211,8 +212,10 @@ class SMP007(Check):
         axes[1].axhline(1.0, color=STATUS_COLOURS["declared"], lw=1)
         axes[1].set_ylabel("rms z of the mean of x_t")
         for ax in axes:
+            ax.axvspan(o["judged_t_min"], max(o["t"]), color="0.9", zorder=0, label="judged (SNR <= 1)")
             ax.set_xlabel("t (sampler order: right to left)")
             ax.grid(alpha=0.3)
+        axes[0].legend(loc="lower right", fontsize=8)
         fig.suptitle(f"SMP007 sampler marginals under the ideal denoiser ({o['samples']} samples, "
                      f"{o['spectra']} spectra)", fontsize=11)
         fig.tight_layout()

@@ -76,7 +76,10 @@ def _matches(check_id: str, selectors: Iterable[str]) -> bool:
 
 def select_checks(checks: Iterable[type[Check]], select: Iterable[str] = (),
                   ignore: Iterable[str] = ()) -> tuple[list[type[Check]], list[type[Check]]]:
-    """(selected, ignored): IDs or ID prefixes (``FWD`` = the family). InputError if nothing matches."""
+    """(selected, ignored): IDs or ID prefixes (``FWD`` = the family), with the checks they require.
+
+    InputError if a selector matches nothing.
+    """
     checks = list(checks)
     select = [s.strip().upper() for s in select if s.strip()]
     ignore = [s.strip().upper() for s in ignore if s.strip()]
@@ -85,4 +88,17 @@ def select_checks(checks: Iterable[type[Check]], select: Iterable[str] = (),
             families = sorted({c.family() for c in checks})
             raise InputError(f"{sel!r} matches no check; families: {', '.join(families)} (see `diffcheck list`)")
     chosen = [c for c in checks if not select or _matches(c.id, select)]
+    chosen = _with_requirements(chosen, checks)
     return ([c for c in chosen if not _matches(c.id, ignore)], [c for c in chosen if _matches(c.id, ignore)])
+
+
+def _with_requirements(chosen: list[type[Check]], checks: list[type[Check]]) -> list[type[Check]]:
+    """``chosen`` plus every check they require, transitively, in registry order."""
+    by_id = {c.id: c for c in checks}
+    ids, todo = {c.id for c in chosen}, [c.id for c in chosen]
+    while todo:
+        for req in by_id[todo.pop()].requires:
+            if req in by_id and req not in ids:
+                ids.add(req)
+                todo.append(req)
+    return [c for c in checks if c.id in ids]

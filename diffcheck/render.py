@@ -42,7 +42,7 @@ def _details(r: Result) -> str:
 
 def render_report(report: Report, console: Console) -> None:
     p = report.pipeline
-    console.print(f"[bold]diffcheck[/] {escape(str(p.get('name', 'pipeline')))}  T={p.get('T')}  "
+    console.print(f"[bold]diffcheck[/]: {escape(str(p.get('name', 'pipeline')))}  T={p.get('T')}  "
                   f"device={report.device}  seed={report.seed}")
     console.print(_table(report))
     problems = [r for r in report.results if r.status in (Status.FAIL, Status.WARN, Status.ERROR)]

@@ -40,15 +40,25 @@ def run_args(tmp_path, ckpt=HEALTHY_CKPT, *extra):
     return ("run", ckpt, "--data", TINY_DATA, "--device", "cpu", "--report-dir", tmp_path / "rep", *extra)
 
 
-def test_healthy_fixture_passes_every_FWD_check_and_writes_json_and_figures(tmp_path):
+def test_healthy_fixture_passes_every_check_and_writes_json_and_figures(tmp_path):
     code, out = invoke(*run_args(tmp_path), "--json", tmp_path / "out.json")
     assert code == 0, out
     report = json.loads((tmp_path / "out.json").read_text())
     fwd = [r for r in report["results"] if r["family"] == "FWD"]
-    assert len(fwd) == 5 and {r["status"] for r in fwd} == {"PASS"}
+    assert len(fwd) == 5 and {r["status"] for r in report["results"]} == {"PASS"}
     assert (tmp_path / "rep" / "report.json").exists()
-    assert (tmp_path / "rep" / "fwd_xt_trajectory.png").stat().st_size > 10_000
-    assert "5 pass in" in out and "exit code 0" in out
+    for figure in ("fwd_xt_trajectory.png", "fwd_coefficients.png", "smp_marginals.png"):
+        assert (tmp_path / "rep" / figure).stat().st_size > 10_000
+    assert f"{len(report['results'])} pass in" in out and "exit code 0" in out
+
+
+def test_the_experiments_bug_exits_1_and_names_eps_vs_x0(tmp_path):
+    spec = FIXTURES / zoo_member("eps_trained_x0_sampled")["pipeline"]
+    code, out = invoke(*run_args(tmp_path), "--pipeline", spec)
+    assert code == 1, out
+    first = next(line for line in out.splitlines() if line.startswith("FAIL PAR004"))
+    assert re.match(r"FAIL PAR004 sampler decodes the output as x0 but the network predicts eps \(eps-fit R² 0\.9\d, "
+                    r"x0-fit R² -?[\d.]+, v-fit R² -?[\d.]+\)$", first), first
 
 
 def test_renormalised_forward_process_fails_with_exit_1_naming_it(tmp_path):

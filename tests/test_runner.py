@@ -91,6 +91,11 @@ def test_select_by_family_and_ignore_shows_the_ignored_as_skipped(healthy):
     assert report["FWD003"].status is Status.SKIP and "ignored" in report["FWD003"].summary
 
 
+def test_selecting_a_check_runs_what_it_requires(healthy):
+    report = diffcheck.run_checks(healthy, select=["PAR004"])
+    assert [r.id for r in report.results] == ["PAR001", "PAR002", "PAR004"]
+
+
 def test_a_selector_that_matches_nothing_is_an_input_error(healthy):
     with pytest.raises(InputError, match="'PARX' matches no check; families: FWD"):
         diffcheck.run_checks(healthy, select=["PARX"])

@@ -1,4 +1,4 @@
-"""PAR/SMP quality: false alarms on healthy pipelines across seeds (8-20; 3 for the other objectives).
+"""PAR/SMP quality: false alarms on healthy pipelines across seeds (20 for eps; 5 for the v and x0 objectives).
 
 The oracle checks are exact up to float precision; the statistical ones (PAR003's regression,
 SMP007's marginals, the trajectory test inside PAR002) depend on the seed. Healthy pipelines:
@@ -29,10 +29,10 @@ def _ddim50():
 
 
 HEALTHY = {
-    "eps-ancestral": (lambda: load_pipeline(HEALTHY_CKPT, device=CPU), range(8)),
+    "eps-ancestral": (lambda: load_pipeline(HEALTHY_CKPT, device=CPU), range(20)),
     "eps-ddim50": (_ddim50, range(20)),
-    "v-ancestral": (lambda: load_pipeline(FIXTURES / "checkpoints/v_objective_tiny.pt", device=CPU), range(3)),
-    "x0-ancestral": (lambda: load_pipeline(FIXTURES / "checkpoints/x0_objective_tiny.pt", device=CPU), range(3)),
+    "v-ancestral": (lambda: load_pipeline(FIXTURES / "checkpoints/v_objective_tiny.pt", device=CPU), range(5)),
+    "x0-ancestral": (lambda: load_pipeline(FIXTURES / "checkpoints/x0_objective_tiny.pt", device=CPU), range(5)),
 }
 
 
