@@ -79,7 +79,7 @@ class SMP002(Check):
 
 
 class SMP003(Check):
-    """The sampler lands on x0: its final step removes all the noise (point oracle)"""
+    """The sampler lands on x0, finite: its final step removes all the noise (point oracle)"""
 
     id = "SMP003"
     requires = frozenset({"PAR002"})  # landing means something only under the decoded parameterisation
@@ -88,9 +88,13 @@ class SMP003(Check):
     def measure(self, sampler_oracles: dict) -> dict[str, Any]:
         kind, run = _decoded_run(sampler_oracles)
         return {"kind": kind, "landing_error": run["max_error"], "last_t": run["t"][-1],
-                "target_max": sampler_oracles["target_max"]}
+                "target_max": sampler_oracles["target_max"], "finite": run["finite"]}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        if not o["finite"]:
+            return Verdict(Status.FAIL, f"the sampler returns NaN or Inf under the exact {o['kind']} oracle",
+                           causes=("a division by sqrt(alpha_bar) or sqrt(1 - alpha_bar) that reaches 0",
+                                   "a schedule table indexed past its end"))
         if o["landing_error"] <= th["max_landing_error"]:
             return Verdict(Status.PASS, f"lands on x0* within {o['landing_error']:.2g} (vs "
                            f"{th['max_landing_error']:g}; last network call at t={o['last_t']:g})")

@@ -120,7 +120,7 @@ class PosteriorMeanOracle(_ScheduleOracle):
 
 
 class Spy(nn.Module):
-    """Wraps the network a pipeline calls and records every call: t, x_t statistics, mode.
+    """Wraps the network a pipeline calls and records every call: t, its dtype, the mode.
 
     ``stop_after`` raises :class:`StopSampling` after that many calls, so a probe of the real
     network's mode costs one forward pass instead of a whole sampler run.
@@ -136,7 +136,6 @@ class Spy(nn.Module):
         self.calls.append({
             "t": t.detach().flatten()[0].item() if t.numel() else float("nan"),
             "t_dtype": str(t.dtype).replace("torch.", ""),
-            "x_std": float(x_t.detach().double().std()), "finite": bool(torch.isfinite(out).all()),
             "training": bool(self.inner.training),
         })
         if self.stop_after is not None and len(self.calls) >= self.stop_after:

@@ -77,3 +77,18 @@ def test_SMP002_fails_when_timesteps_do_not_decrease(healthy, tiny_data):
     result = diffcheck.run_checks(pipe, data=tiny_data, select=["SMP002"])["SMP002"]
     assert result.status is Status.FAIL
     assert result.summary.startswith("t does not decrease at call 0: ")
+
+
+class NaNFinalStep(GaussianDiffusion):
+    def _ancestral_loop(self, x, gen, cb):
+        return super()._ancestral_loop(x, gen, cb) / 0.0  # 0/0 and x/0: NaN and Inf
+
+
+def test_SMP003_fails_when_the_sampler_returns_nan(healthy, tiny_data):
+    pipe = ReferencePipeline(healthy.unet_config, NaNFinalStep(healthy.network, healthy.diffusion.config),
+                             length=healthy.length, normaliser=healthy.normaliser)
+    result = diffcheck.run_checks(pipe, data=tiny_data, select=["SMP003"])
+    # The trajectory still identifies the decoding (PAR002), so SMP003 judges the landing.
+    assert result["PAR002"].observed["identified"] == "eps"
+    assert result["SMP003"].status is Status.FAIL
+    assert result["SMP003"].summary == "the sampler returns NaN or Inf under the exact eps oracle"
