@@ -19,8 +19,6 @@ from diffcheck.pipeline import Pipeline
 from diffcheck.probes import Probe
 from diffcheck.results import Status, Verdict
 
-from ._fwd_plots import plot_coefficients, plot_trajectory
-
 __all__ = ["FWD001", "FWD002", "FWD003", "FWD004", "FWD005"]
 
 _th = MappingProxyType
@@ -86,6 +84,8 @@ class FWD001(Check):
         return Verdict(Status.FAIL, summary, evidence, causes, observed=derived)
 
     def plot(self, o: Mapping[str, Any], outdir: Path) -> list[Path]:
+        from ._fwd_plots import plot_coefficients, plot_trajectory  # matplotlib only when figures are made
+
         return [plot_coefficients(o, outdir), plot_trajectory(o["_trajectory"], outdir)]
 
 

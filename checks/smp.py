@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
+import torch
 
 from diffcheck.check import Check
 from diffcheck.errors import Skip
@@ -38,8 +39,6 @@ class SMP001(Check):
     def measure(self, pipeline: Pipeline, sampler_oracles: dict) -> dict[str, Any]:
         _, run = _decoded_run(sampler_oracles)
         T, first = pipeline.schedule.T, run["t"][0]
-        import torch
-
         idx = int(timestep_index(torch.tensor([first]), T)[0])
         snr = pipeline.schedule.snr()
         return {"first_t": first, "first_index": idx, "start_snr": float(snr[idx]),
