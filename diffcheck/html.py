@@ -1,0 +1,86 @@
+"""The HTML report: the table of checks with each check's figures next to its verdict.
+
+One self-contained file (inline CSS, no scripts) written beside report.json; figures are linked
+relative to it, so the report directory can be kept as a CI artifact and opened anywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+from .report import Report
+from .results import Result, Status
+
+__all__ = ["write_html"]
+
+_COLOURS = {Status.PASS: "#1a7f37", Status.WARN: "#9a6700", Status.FAIL: "#cf222e",
+            Status.SKIP: "#6e7781", Status.ERROR: "#8250df"}
+_ORDER = {Status.ERROR: 0, Status.FAIL: 1, Status.WARN: 2, Status.PASS: 3, Status.SKIP: 4}
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
+color:#1f2328;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin:1.6em 0 .4em}
+table{border-collapse:collapse;width:100%} td,th{padding:.35em .6em;border-bottom:1px solid #d0d7de;
+text-align:left;vertical-align:top} th{background:#f6f8fa}
+.badge{display:inline-block;min-width:3.6em;text-align:center;color:#fff;border-radius:4px;padding:0 .4em;
+font-weight:600;font-size:.85em}
+.meta{color:#59636e} pre{white-space:pre-wrap;background:#f6f8fa;padding:.7em;border-radius:6px;font-size:.9em}
+section{border-top:1px solid #d0d7de;margin-top:1.2em} img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}
+a{color:#0969da;text-decoration:none}
+"""
+
+
+def _badge(status: Status) -> str:
+    return f'<span class="badge" style="background:{_COLOURS[status]}">{status.value}</span>'
+
+
+def _row(r: Result) -> str:
+    return (f"<tr><td>{_badge(r.status)}</td><td><a href=\"#{r.id}\">{r.id}</a></td>"
+            f"<td>{html.escape(r.title)}</td><td>{html.escape(r.summary)}</td>"
+            f"<td>{r.duration_s:.1f} s</td></tr>")
+
+
+def _section(r: Result, outdir: Path) -> str:
+    parts = [f'<section id="{r.id}"><h2>{_badge(r.status)} {r.id} {html.escape(r.title)}</h2>']
+    parts.append(f"<pre>{html.escape(r.message())}</pre>")
+    for fig in r.figures:
+        rel = os.path.relpath(Path(fig).resolve(), outdir.resolve())
+        parts.append(f'<a href="{html.escape(rel)}"><img src="{html.escape(rel)}" alt="{r.id} figure"></a>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def write_html(report: Report, path: str | os.PathLike) -> Path:
+    """Write ``report`` as HTML to ``path``; figure links are relative to its folder."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
+    pipe = ", ".join(f"{k} {v}" for k, v in report.pipeline.items() if isinstance(v, (str, int, float)))
+    data = f"data {report.data['source']} ({report.data['spectra']} spectra)" if report.data else "no data"
+    ordered = sorted(report.results, key=lambda r: (_ORDER[r.status], r.id))
+    body = [
+        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>diffcheck report: {html.escape(str(report.pipeline.get('name', 'pipeline')))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>diffcheck report {_badge(_overall(report))}</h1>",
+        f'<p class="meta">exit code {int(report.exit_code)} &middot; {html.escape(counts)} &middot; '
+        f"device {html.escape(report.device)} &middot; seed {report.seed} &middot; {report.duration_s:.1f} s</p>",
+        f'<p class="meta">{html.escape(pipe)}<br>{html.escape(data)}</p>',
+        "<table><tr><th>status</th><th>check</th><th>title</th><th>result</th><th>time</th></tr>",
+        *(_row(r) for r in ordered), "</table>",
+        *(_section(r, out.parent) for r in ordered if r.status is not Status.SKIP or r.summary),
+        "</body></html>",
+    ]
+    out.write_text("\n".join(body) + "\n", encoding="utf-8")
+    return out
+
+
+def _overall(report: Report) -> Status:
+    statuses = {r.status for r in report.results}
+    for s in (Status.ERROR, Status.FAIL, Status.WARN):
+        if s in statuses:
+            return s
+    return Status.PASS

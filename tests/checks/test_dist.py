@@ -1,0 +1,162 @@
+"""DIST checks on sample sets with known answers (no sampling), and the sequential sampler fixture.
+
+A perfect model is played by real spectra from the training split; the failures by what the
+bugs produce: Gaussian noise (the experiment), a wrong flux scale, blurred lines, NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import diffcheck
+from diffcheck import Status
+from diffcheck.reference.pipeline import ReferencePipeline
+from diffcheck.samples import SampleSet, dist_reference, dist_samples, sample_settings
+from diffcheck.testing import compute_check
+from tests.conftest import HEALTHY_CKPT
+
+DIST = ("DIST001", "DIST002", "DIST003", "DIST004")
+
+
+@pytest.fixture(scope="module")
+def reference(healthy, tiny_data):
+    return dist_reference(healthy, tiny_data, 0)
+
+
+def _set(pipe, x: np.ndarray) -> SampleSet:
+    return SampleSet(x=x, flux=pipe.to_flux(x), finite=np.isfinite(x).all(axis=1), sampling_s=0.0,
+                     stop_reason="given", settings=sample_settings(None))
+
+
+def _judge(check_id: str, samples: SampleSet, reference, seed: int = 0):
+    return compute_check(check_id, dist_samples=samples, dist_reference=reference, seed=seed)
+
+
+def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    half = int(4 * sigma)
+    k = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    padded = np.pad(x, ((0, 0), (half, half)), mode="edge")
+    return np.stack([np.convolve(row, k / k.sum(), mode="valid") for row in padded])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_real_spectra_as_samples_pass_every_dist_check(healthy, reference, seed):
+    rows = np.random.default_rng(seed).choice(reference.pool_x.shape[0], 48, replace=False)
+    samples = _set(healthy, reference.pool_x[rows])
+    for cid in DIST:
+        result = _judge(cid, samples, reference, seed)
+        assert result.status is Status.PASS, result.message()
+
+
+def test_gaussian_noise_is_called_gaussian_noise_on_the_first_line(healthy, reference):
+    noise = np.random.default_rng(1).standard_normal((16, 512))
+    result = _judge("DIST001", _set(healthy, noise), reference)
+    assert result.status is Status.FAIL
+    assert result.summary.startswith("samples are indistinguishable from Gaussian noise: lag-1 autocorrelation")
+    assert abs(result.observed["autocorr_gen"]) < 0.05 and result.observed["gaussian"] is True
+    assert result.observed["n_samples"] == 16
+
+
+def test_clipped_noise_as_an_x0_decoding_sampler_makes_it_is_still_gaussian_noise(healthy, reference):
+    noise = np.clip(np.random.default_rng(2).standard_normal((16, 512)), -1.0, 1.0)
+    result = _judge("DIST001", _set(healthy, noise), reference)
+    assert result.status is Status.FAIL and "Gaussian noise" in result.summary
+    assert result.observed["clip_fraction"] == pytest.approx(0.317, abs=0.02)
+
+
+def test_white_but_not_gaussian_noise_is_named_otherwise(healthy, reference):
+    uniform = np.random.default_rng(3).uniform(-1, 1, (16, 512))
+    result = _judge("DIST001", _set(healthy, uniform), reference)
+    assert result.status is Status.FAIL
+    assert result.summary.startswith("samples are uncorrelated noise, not spectra")
+
+
+def test_nan_samples_fail_dist001_and_the_rest_judge_the_finite_ones(healthy, reference):
+    x = reference.pool_x[:20].copy()
+    x[3, 100] = np.nan
+    samples = _set(healthy, x)
+    result = _judge("DIST001", samples, reference)
+    assert result.status is Status.FAIL and result.summary == "1 of 20 samples contain NaN or Inf"
+    assert _judge("DIST002", samples, reference).observed["n_samples"] == 19
+
+
+def test_a_wrong_flux_scale_fails_the_distribution_checks_but_not_the_scale_free_ones(healthy, reference):
+    x = reference.pool_x[100:148]
+    flux = healthy.to_flux(x) * 0.72  # de-normalised with the wrong (lo, hi)
+    samples = SampleSet(x=x, flux=flux, finite=np.ones(48, bool), sampling_s=0.0, stop_reason="given",
+                        settings=sample_settings(None))
+    fail = _judge("DIST002", samples, reference)
+    assert fail.status is Status.FAIL and fail.summary.startswith("pooled flux differs from the real spectra")
+    assert _judge("DIST003", samples, reference).status is Status.FAIL
+    assert _judge("DIST001", samples, reference).status is Status.PASS
+    assert _judge("DIST004", samples, reference).status is Status.PASS
+
+
+def test_blurred_lines_fail_dist004_as_smoother_than_real(healthy, reference):
+    samples = _set(healthy, _blur(reference.pool_x[200:248], 2.0))
+    result = _judge("DIST004", samples, reference)
+    assert result.status is Status.FAIL
+    assert result.summary.startswith("samples are smoother than the real spectra")
+    assert result.observed["worst_ratio"] < result.observed["worst_low"]
+    assert _judge("DIST001", samples, reference).status is Status.PASS
+
+
+def test_added_white_noise_fails_dist004_as_noisier(healthy, reference):
+    x = reference.pool_x[300:348] + 0.05 * np.random.default_rng(4).standard_normal((48, 512))
+    result = _judge("DIST004", _set(healthy, x), reference)
+    assert result.status is Status.FAIL and result.summary.startswith("samples are noisier than the real spectra")
+
+
+def test_dist_skips_without_data(healthy):
+    report = diffcheck.run_checks(healthy, select=["DIST"], seed=0)
+    assert {r.status for r in report.results} == {Status.SKIP}
+    assert "no --data" in report["DIST001"].summary
+
+
+class _Canned(ReferencePipeline):
+    """The healthy pipeline whose sampler returns canned spectra (fast), calling back 3 steps."""
+
+    rows: np.ndarray
+    drawn = 0
+
+    def sample(self, n, *, generator=None, callback=None):
+        x = torch.as_tensor(self.rows[self.drawn:self.drawn + n], dtype=torch.float32)[:, None, :]
+        for i in range(3):
+            if callback is not None:
+                callback({"i": i, "t": 999 - 400 * i, "x_t": x, "x0_hat": x})
+        self.drawn += n
+        return x
+
+
+def _canned(rows: np.ndarray) -> _Canned:
+    pipe = _Canned.from_checkpoint(HEALTHY_CKPT)
+    pipe.rows, pipe.drawn = rows, 0
+    return pipe
+
+
+def _draw(pipe, data, settings):
+    ref = dist_reference(pipe, data, 0)
+    return dist_samples(pipe, ref, settings, torch.Generator().manual_seed(0), lambda *a: None, 0)
+
+
+def test_noise_stops_after_the_first_batch(tiny_data):
+    pipe = _canned(np.random.default_rng(5).standard_normal((64, 512)))
+    s = _draw(pipe, tiny_data, {"min_samples": 8, "max_samples": 64})
+    assert s.n == 8 and s.stop_reason.startswith("stopped after 8 samples: white noise")
+    assert s.snapshots[0][:2] == (0, 999.0) and np.isnan(s.snapshots[-1][1])  # first step ... the output
+
+
+def test_healthy_samples_draw_the_maximum_in_batches(tiny_data):
+    ref_rows = tiny_data.x[~tiny_data.heldout]
+    pipe = _canned(ref_rows[:40])
+    s = _draw(pipe, tiny_data, {"min_samples": 8, "max_samples": 20})
+    assert s.n == 20 and pipe.drawn == 20 and s.stop_reason == "drew the maximum, 20 samples"
+    np.testing.assert_allclose(s.flux, tiny_data.flux[~tiny_data.heldout][:20], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [{"min_samples": 1}, {"min_samples": 10, "max_samples": 5}])
+def test_nonsense_sample_counts_are_an_input_error(bad):
+    with pytest.raises(diffcheck.InputError, match="min_samples"):
+        sample_settings(bad)
