@@ -18,7 +18,10 @@ from typing import Any, ClassVar, Mapping
 from .errors import CheckDefinitionError
 from .results import Verdict
 
-__all__ = ["Check", "validate_check", "check_fixture_names"]
+__all__ = ["Check", "validate_check", "check_fixture_names", "QUALITY_DIRECTIONS"]
+
+#: What a ``Check.quality`` entry may say: which direction of the figure is better.
+QUALITY_DIRECTIONS = ("lower", "higher")
 
 _ID = re.compile(r"^[A-Z][A-Z0-9]*?[A-Z][0-9]{3}$|^[A-Z]+[0-9]{3}$")
 
@@ -31,6 +34,9 @@ class Check:
     thresholds: ClassVar[Mapping[str, float]] = MappingProxyType({})
     #: True when the check judges what a network learned; ``diffcheck preflight`` leaves it out.
     trained_only: ClassVar[bool] = False
+    #: Observed fields that measure model quality, each "lower" or "higher" (which is better);
+    #: ``diffcheck run --baseline`` compares them against the promoted model's (diffcheck.baseline).
+    quality: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @classmethod
     def title(cls) -> str:
@@ -81,3 +87,6 @@ def validate_check(cls: Any, origin: str, known_fixtures: set[str]) -> None:
     bad = [k for k, v in cls.thresholds.items() if not isinstance(v, (int, float))]
     if bad:
         raise CheckDefinitionError(f"{where}: thresholds {bad} are not numbers")
+    bad = [k for k, v in cls.quality.items() if v not in QUALITY_DIRECTIONS]
+    if bad:
+        raise CheckDefinitionError(f"{where}: quality {bad} must map to one of {QUALITY_DIRECTIONS}")

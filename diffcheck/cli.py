@@ -33,14 +33,19 @@ def _fail_input(console: Console, exc: InputError) -> None:
 _CKPT_HELP = "Checkpoint file (diffcheck's format, or any with --pipeline)."
 
 
-def _execute(checkpoint: Optional[Path], *, preflight: bool, data: Optional[Path], dataset: str,
-             pipeline: Optional[str], device: str, seed: int, select: Optional[List[str]],
-             ignore: Optional[List[str]], threshold: Optional[List[str]], json_path: Optional[Path],
-             report_dir: Path) -> None:
-    from . import api
+def _execute(checkpoint: Optional[Path], *, preflight: bool,
+             json_path: Optional[Path], config: Optional[Path],
+             select: Optional[List[str]], ignore: Optional[List[str]], threshold: Optional[List[str]],
+             **flags) -> None:
+    """Run with ``[tool.diffcheck]`` from pyproject.toml overridden by the flags (None = not given)."""
+    from .config import load_config
+    from .gate import run_gate
+    from .runner import parse_threshold_overrides
 
     out, err = Console(), Console(stderr=True)
     try:
+        options = load_config(config).with_flags(select=_split(select), ignore=_split(ignore),
+                                                 threshold=parse_threshold_overrides(_split(threshold)), **flags)
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                       console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("loading", total=None)
@@ -48,32 +53,47 @@ def _execute(checkpoint: Optional[Path], *, preflight: bool, data: Optional[Path
             def progress(check_id: str, i: int, n: int) -> None:
                 bar.update(task, description=f"running {check_id}", completed=i, total=n)
 
-            report = api.run_path(checkpoint, data=data, dataset=dataset, pipeline=pipeline, device=device,
-                                  seed=seed, select=_split(select), ignore=_split(ignore),
-                                  threshold=_split(threshold), report_dir=report_dir, progress=progress,
-                                  preflight=preflight)
+            report = run_gate(checkpoint, options, progress=progress, preflight=preflight)
     except InputError as exc:
         _fail_input(err, exc)
     from .render import render_report
 
     render_report(report, out)
-    report.write_json(report_dir / "report.json")
-    if json_path is not None:
-        report.write_json(json_path)
-    out.print(f"[dim]report: {report_dir / 'report.json'}[/]")
+    _write_outputs(report, out, options, json_path)
     raise typer.Exit(int(report.exit_code))
 
 
+def _write_outputs(report, out: Console, options, json_path: Optional[Path]) -> None:
+    """The baseline lines, report.json (and --json), the JUnit file."""
+    if report.baseline is not None:
+        out.print("\n".join(escape(line) for line in report.baseline.lines()), highlight=False, soft_wrap=True)
+    report.write_json(options.report_dir / "report.json")
+    if json_path is not None:
+        report.write_json(json_path)
+    if options.junit is not None:
+        from .junit import write_junit
+
+        write_junit(report, options.junit)
+        out.print(f"[dim]junit: {options.junit}[/]")
+    out.print(f"[dim]report: {options.report_dir / 'report.json'}[/]")
+
+
 _DATA = typer.Option(None, "--data", help="HDF5 spectra file to probe with (held-out split).")
-_DATASET = typer.Option("flux", "--dataset", help="Name of the flux dataset in --data.")
+_DATASET = typer.Option(None, "--dataset", help="Name of the flux dataset in --data.  [default: flux]")
 _PIPELINE = typer.Option(None, "--pipeline", help="file.py:function(checkpoint) returning a Pipeline.")
-_DEVICE = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda[:N].")
-_SEED = typer.Option(0, "--seed", help="Seed of every random draw in the run.")
+_DEVICE = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda[:N].  [default: auto]")
+_SEED = typer.Option(None, "--seed", help="Seed of every random draw in the run.  [default: 0]")
 _SELECT = typer.Option(None, "--select", help="Check IDs or families to run (FWD, PAR001).")
 _IGNORE = typer.Option(None, "--ignore", help="Check IDs or families to skip.")
 _THRESHOLD = typer.Option(None, "--threshold", help="Override a threshold: ID.name=value.")
 _JSON = typer.Option(None, "--json", help="Also write the JSON report here.")
-_REPORT_DIR = typer.Option(Path("diffcheck-report"), "--report-dir", help="Where report.json and figures go.")
+_REPORT_DIR = typer.Option(None, "--report-dir", help="Where report.json and figures go.  [default: diffcheck-report]")
+_CONFIG = typer.Option(None, "--config", help="pyproject.toml with [tool.diffcheck] (default: the nearest one).")
+_JUNIT = typer.Option(None, "--junit", help="Also write JUnit XML here (one testcase per check).")
+_STRICT = typer.Option(None, "--strict/--no-strict", help="A WARN fails the run (exit code 1).")
+_BASELINE = typer.Option(None, "--baseline", help="Promoted checkpoint: fail if a quality figure regressed against it.")
+_RTOL = typer.Option(None, "--baseline-rtol", help="Allowed relative worsening of a quality figure.  [default: 0.05]")
+_ATOL = typer.Option(None, "--baseline-atol", help="Allowed absolute worsening of a quality figure.  [default: 0]")
 
 
 @app.command()
@@ -82,12 +102,16 @@ def run(
     data: Optional[Path] = _DATA, dataset: str = _DATASET, pipeline: Optional[str] = _PIPELINE,
     device: str = _DEVICE, seed: int = _SEED, select: Optional[List[str]] = _SELECT,
     ignore: Optional[List[str]] = _IGNORE, threshold: Optional[List[str]] = _THRESHOLD,
-    json_path: Optional[Path] = _JSON, report_dir: Path = _REPORT_DIR,
+    json_path: Optional[Path] = _JSON, report_dir: Optional[Path] = _REPORT_DIR,
+    config: Optional[Path] = _CONFIG, junit: Optional[Path] = _JUNIT, strict: Optional[bool] = _STRICT,
+    baseline: Optional[Path] = _BASELINE, baseline_rtol: Optional[float] = _RTOL,
+    baseline_atol: Optional[float] = _ATOL,
 ) -> None:
-    """Run the checks against CHECKPOINT and print a pass/fail report."""
+    """Run the checks against CHECKPOINT and print a pass/fail report (options also from [tool.diffcheck])."""
     _execute(checkpoint, preflight=False, data=data, dataset=dataset, pipeline=pipeline, device=device,
              seed=seed, select=select, ignore=ignore, threshold=threshold, json_path=json_path,
-             report_dir=report_dir)
+             report_dir=report_dir, config=config, junit=junit, strict=strict, baseline=baseline,
+             rtol=baseline_rtol, atol=baseline_atol)
 
 
 @app.command()
@@ -96,12 +120,13 @@ def preflight(
     data: Optional[Path] = _DATA, dataset: str = _DATASET, pipeline: Optional[str] = _PIPELINE,
     device: str = _DEVICE, seed: int = _SEED, select: Optional[List[str]] = _SELECT,
     ignore: Optional[List[str]] = _IGNORE, threshold: Optional[List[str]] = _THRESHOLD,
-    json_path: Optional[Path] = _JSON, report_dir: Path = _REPORT_DIR,
+    json_path: Optional[Path] = _JSON, report_dir: Optional[Path] = _REPORT_DIR,
+    config: Optional[Path] = _CONFIG, junit: Optional[Path] = _JUNIT, strict: Optional[bool] = _STRICT,
 ) -> None:
     """Check the pipeline's code before training: every check that needs no trained network."""
     _execute(checkpoint, preflight=True, data=data, dataset=dataset, pipeline=pipeline, device=device,
              seed=seed, select=select, ignore=ignore, threshold=threshold, json_path=json_path,
-             report_dir=report_dir)
+             report_dir=report_dir, config=config, junit=junit, strict=strict)
 
 
 @app.command("list")

@@ -7,10 +7,13 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import ExitCode
 from .results import RESULT_SCHEMA_VERSION, Result, Status
+
+if TYPE_CHECKING:
+    from .baseline import BaselineComparison
 
 __all__ = ["Report"]
 
@@ -24,6 +27,10 @@ class Report:
     duration_s: float
     data: Mapping[str, Any] | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: Under ``--strict`` a WARN fails the run (exit code 1) like a FAIL.
+    strict: bool = False
+    #: The comparison against a promoted model (``--baseline``, diffcheck.baseline); a regression fails.
+    baseline: "BaselineComparison | None" = None
 
     def __getitem__(self, check_id: str) -> Result:
         for r in self.results:
@@ -37,11 +44,14 @@ class Report:
 
     @property
     def exit_code(self) -> ExitCode:
-        """3 if a check errored, else 1 if one failed, else 0 (WARN and SKIP pass)."""
+        """3 if a check errored, else 1 if one failed (or warned under ``strict``, or the baseline
+        comparison found a regression), else 0 (WARN and SKIP pass)."""
         statuses = {r.status for r in self.results}
         if Status.ERROR in statuses:
             return ExitCode.CHECK_ERRORED
-        if Status.FAIL in statuses:
+        if Status.FAIL in statuses or (self.strict and Status.WARN in statuses):
+            return ExitCode.CHECK_FAILED
+        if self.baseline is not None and not self.baseline.passed:
             return ExitCode.CHECK_FAILED
         return ExitCode.OK
 
@@ -59,7 +69,9 @@ class Report:
             "seed": self.seed,
             "duration_s": round(self.duration_s, 3),
             **({"meta": dict(self.meta)} if self.meta else {}),
+            "strict": self.strict,
             "results": [r.to_dict() for r in self.results],
+            **({"baseline": self.baseline.to_dict()} if self.baseline is not None else {}),
         }
 
     def write_json(self, path: str | os.PathLike) -> Path:

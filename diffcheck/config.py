@@ -1,0 +1,251 @@
+"""Project configuration: ``[tool.diffcheck]`` in pyproject.toml, overridden by the command line.
+
+    [tool.diffcheck]
+    pipeline = "my_pipeline.py:build"      # paths are relative to the pyproject.toml
+    data = "data/heldout.h5"
+    select = ["FWD", "PAR", "SMP"]
+    strict = true                          # a WARN fails the gate
+    junit = "diffcheck-junit.xml"
+
+    [tool.diffcheck.thresholds]
+    FWD001.max_coef_error = 0.02           # or "FWD001.max_coef_error" = 0.02
+
+    [tool.diffcheck.ignore]                # every ignore carries its reason; the report shows it
+    SMP006 = "we clip x0 to [-1, 1] on purpose (reviewed 2026-11-26)"
+
+    [tool.diffcheck.baseline]
+    checkpoint = "models/promoted.pt"
+    rtol = 0.05                            # a quality figure may worsen by atol + rtol * |baseline|
+    atol = 0.0
+
+A flag on the command line wins over the file; ``--ignore`` adds to the file's ignores and
+``--select`` replaces its selection. A malformed file is one :class:`InputError` line that names
+the key.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from .errors import InputError
+
+__all__ = ["GateOptions", "Tolerance", "find_pyproject", "load_config", "parse_config", "SECTION"]
+
+SECTION = "[tool.diffcheck]"
+#: The reason shown for a check ignored on the command line.
+CLI_IGNORE_REASON = "--ignore on the command line"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a quality figure may worsen against the baseline: ``atol + rtol * |baseline|``."""
+
+    rtol: float = 0.05
+    atol: float = 0.0
+
+    def allowed(self, baseline: float) -> float:
+        return self.atol + self.rtol * abs(baseline)
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """Everything one ``diffcheck run`` needs besides the checkpoint: config file, then flags."""
+
+    data: Path | None = None
+    dataset: str = "flux"
+    pipeline: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    select: tuple[str, ...] = ()
+    #: check ID or family -> the reason it is ignored (shown in the report).
+    ignore: Mapping[str, str] = field(default_factory=dict)
+    thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    strict: bool = False
+    report_dir: Path = Path("diffcheck-report")
+    junit: Path | None = None
+    baseline: Path | None = None
+    tolerance: Tolerance = Tolerance()
+    #: Where the configuration came from (shown in the report's meta), or None.
+    source: Path | None = None
+
+    def with_flags(self, **flags: Any) -> "GateOptions":
+        """These options overridden by command-line flags; a flag left as None keeps the file's value."""
+        given = {k: v for k, v in flags.items() if v is not None and k not in ("ignore", "threshold", "select",
+                                                                               "rtol", "atol")}
+        out = replace(self, **given)
+        if flags.get("select"):
+            out = replace(out, select=tuple(flags["select"]))
+        extra_ignores = {i.upper(): CLI_IGNORE_REASON for i in flags.get("ignore") or ()}
+        tol = replace(self.tolerance, **{k: flags[k] for k in ("rtol", "atol") if flags.get(k) is not None})
+        return replace(out, ignore={**self.ignore, **extra_ignores}, tolerance=tol,
+                       thresholds=_merge_thresholds(self.thresholds, flags.get("threshold") or {}))
+
+
+def _merge_thresholds(base: Mapping[str, Mapping[str, float]],
+                      over: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    out = {cid: dict(values) for cid, values in base.items()}
+    for cid, values in over.items():
+        out.setdefault(cid, {}).update(values)
+    return out
+
+
+def find_pyproject(start: str | os.PathLike | None = None) -> Path | None:
+    """The nearest pyproject.toml at or above ``start`` (default: the working directory)."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: str | os.PathLike | None = None) -> GateOptions:
+    """Options from ``path`` (a pyproject.toml), else the nearest one; defaults without ``[tool.diffcheck]``."""
+    if path is not None and not Path(path).is_file():
+        raise InputError(f"config file not found: {path}")
+    found = Path(path) if path is not None else find_pyproject()
+    if found is None:
+        return GateOptions()
+    try:
+        document = tomllib.loads(found.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{found}: not valid TOML ({exc})") from None
+    table = document.get("tool", {}).get("diffcheck")
+    if table is None:
+        return GateOptions()
+    return parse_config(table, root=found.parent, source=found)
+
+
+def parse_config(table: Mapping[str, Any], *, root: Path, source: Path | None = None) -> GateOptions:
+    """Validate a ``[tool.diffcheck]`` table; relative paths are taken from ``root``."""
+    where = f"{source}: " if source is not None else ""
+    if not isinstance(table, Mapping):
+        raise InputError(f"{where}{SECTION} must be a table")
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        raise InputError(f"{where}{SECTION} has unknown key {unknown[0]!r}; known keys: {', '.join(_KEYS)}")
+    values: dict[str, Any] = {"source": source}
+    for key, value in table.items():
+        try:
+            values.update(_KEYS[key](value, root))
+        except InputError as exc:
+            raise InputError(f"{where}{SECTION} {key}: {exc}") from None
+    return GateOptions(**values)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _path(value: Any, root: Path) -> Path:
+    p = Path(_string(value))
+    return p if p.is_absolute() else root / p
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _ids(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise InputError(f"expected a list of check IDs or families, e.g. [\"FWD\", \"PAR001\"], got {value!r}")
+    return tuple(v.strip().upper() for v in value)
+
+
+def _ignore(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise InputError("must map each ignored check to its reason, e.g. SMP006 = \"clipping is intended\"")
+    out = {}
+    for cid, reason in value.items():
+        if not isinstance(reason, str) or not reason.strip():
+            raise InputError(f"{cid} needs a reason (a non-empty string), e.g. {cid} = \"why it does not apply\"")
+        out[cid.strip().upper()] = reason.strip()
+    return out
+
+
+def _thresholds(value: Any) -> dict[str, dict[str, float]]:
+    """``{ID: {name: v}}`` (dotted keys) or ``{"ID.name": v}`` (quoted keys)."""
+    if not isinstance(value, Mapping):
+        raise InputError("must be a table, e.g. FWD001.max_coef_error = 0.02")
+    out: dict[str, dict[str, float]] = {}
+    for key, v in value.items():
+        cid, dot, name = key.partition(".")
+        pairs = v.items() if isinstance(v, Mapping) and not dot else [(name, v)]
+        for n, number in pairs:
+            if not n:
+                raise InputError(f"{key!r} is not ID.name, e.g. FWD001.max_coef_error = 0.02")
+            out.setdefault(cid.strip().upper(), {})[n] = _number(number, f"{cid}.{n}")
+    return out
+
+
+def _baseline(value: Any, root: Path) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InputError("must be a table with checkpoint, rtol, atol")
+    unknown = sorted(set(value) - {"checkpoint", "rtol", "atol"})
+    if unknown:
+        raise InputError(f"unknown key {unknown[0]!r}; known: checkpoint, rtol, atol")
+    tol = {k: _number(value[k], k) for k in ("rtol", "atol") if k in value}
+    if any(v < 0 for v in tol.values()):
+        raise InputError("rtol and atol must be >= 0")
+    out: dict[str, Any] = {"tolerance": Tolerance(**tol)}
+    if "checkpoint" in value:
+        out["baseline"] = _path(value["checkpoint"], root)
+    return out
+
+
+def _seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"expected a non-negative integer, got {value!r}")
+    return value
+
+
+_Parser = Callable[[Any, Path], Mapping[str, Any]]
+_KEYS: dict[str, _Parser] = {
+    "pipeline": lambda v, root: {"pipeline": _pipeline_spec(v, root)},
+    "data": lambda v, root: {"data": _path(v, root)},
+    "dataset": lambda v, root: {"dataset": _string(v)},
+    "device": lambda v, root: {"device": _string(v)},
+    "seed": lambda v, root: {"seed": _seed(v)},
+    "select": lambda v, root: {"select": _ids(v)},
+    "ignore": lambda v, root: {"ignore": _ignore(v)},
+    "thresholds": lambda v, root: {"thresholds": _thresholds(v)},
+    "strict": lambda v, root: {"strict": _bool(v)},
+    "report_dir": lambda v, root: {"report_dir": _path(v, root)},
+    "junit": lambda v, root: {"junit": _path(v, root)},
+    "baseline": _baseline,
+}
+
+
+def _pipeline_spec(value: Any, root: Path) -> str:
+    """``file.py:function`` with the file taken relative to ``root``."""
+    file, sep, func = _string(value).rpartition(":")
+    if not sep or not file or not func:
+        raise InputError(f"expected path/to/file.py:function, got {value!r}")
+    return f"{_path(file, root)}:{func}"
+
+
+def threshold_strings(thresholds: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Thresholds as the ``ID.name=value`` strings of ``--threshold``."""
+    return [f"{cid}.{name}={value!r}" for cid, values in thresholds.items() for name, value in values.items()]
+
+
+def matches(check_id: str, selectors: Iterable[str]) -> str | None:
+    """The first selector (ID or family prefix) that ``check_id`` falls under, or None."""
+    return next((s for s in selectors if check_id.startswith(s)), None)

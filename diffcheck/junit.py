@@ -1,0 +1,109 @@
+"""JUnit XML for CI systems (``diffcheck run ... --junit report.xml``).
+
+One ``<testsuite>`` with one ``<testcase>`` per check (classname = family, name = ID and title):
+
+- FAIL  -> ``<failure message="first line">`` with the full failure text;
+- ERROR -> ``<error message="first line">``;
+- SKIP  -> ``<skipped message="reason"/>``;
+- WARN  -> passes, with the warning in ``<system-out>``; under ``--strict`` it is a ``<failure>``.
+
+A baseline comparison adds one testcase per compared check (classname ``BASELINE``) that fails
+when a quality figure regressed. The suite's counts (tests, failures, errors, skipped) and times
+follow the common JUnit schema that Jenkins, GitLab and the GitHub test reporters read.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .baseline import BaselineComparison, FigureComparison, figures_by_check
+from .report import Report
+from .results import Result, Status
+
+__all__ = ["junit_xml", "write_junit"]
+
+SUITE_NAME = "diffcheck"
+
+
+def junit_xml(report: Report) -> ET.ElementTree:
+    """The report as a JUnit ``<testsuites>`` document with a single ``<testsuite>``."""
+    cases = [_case(r, report.strict) for r in report.results]
+    if report.baseline is not None:
+        cases += _baseline_cases(report.baseline)
+    suite = ET.Element("testsuite", name=SUITE_NAME, tests=str(len(cases)),
+                       failures=str(_count(cases, "failure")), errors=str(_count(cases, "error")),
+                       skipped=str(_count(cases, "skipped")), time=_seconds(report.duration_s),
+                       timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+    suite.append(_properties(report))
+    suite.extend(cases)
+    root = ET.Element("testsuites", name=SUITE_NAME, tests=suite.get("tests"), failures=suite.get("failures"),
+                      errors=suite.get("errors"), skipped=suite.get("skipped"), time=suite.get("time"))
+    root.append(suite)
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_junit(report: Report, path: str | os.PathLike) -> Path:
+    """Write :func:`junit_xml` to ``path`` (UTF-8, with an XML declaration)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    junit_xml(report).write(p, encoding="utf-8", xml_declaration=True)
+    return p
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _count(cases: list[ET.Element], tag: str) -> int:
+    return sum(1 for c in cases if c.find(tag) is not None)
+
+
+def _properties(report: Report) -> ET.Element:
+    props = ET.Element("properties")
+    values = {"seed": report.seed, "device": report.device, "strict": report.strict,
+              "pipeline": report.pipeline.get("name", ""), **{f"meta.{k}": v for k, v in report.meta.items()}}
+    for name, value in values.items():
+        ET.SubElement(props, "property", name=name, value=str(value))
+    return props
+
+
+def _case(r: Result, strict: bool) -> ET.Element:
+    case = ET.Element("testcase", classname=r.family, name=f"{r.id} {r.title}", time=_seconds(r.duration_s))
+    first = r.message().splitlines()[0]
+    if r.status is Status.FAIL or (strict and r.status is Status.WARN):
+        label = "" if r.status is Status.FAIL else "WARN under --strict: "
+        _child(case, "failure", label + first, r.message(), r.status.value)
+    elif r.status is Status.ERROR:
+        _child(case, "error", first, r.message(), r.status.value)
+    elif r.status is Status.SKIP:
+        ET.SubElement(case, "skipped", message=r.summary)
+    elif r.status is Status.WARN:
+        ET.SubElement(case, "system-out").text = f"WARN {r.message()}"
+    return case
+
+
+def _child(case: ET.Element, tag: str, message: str, text: str, kind: str) -> None:
+    ET.SubElement(case, tag, message=message, type=kind).text = text
+
+
+def _baseline_cases(comparison: BaselineComparison) -> list[ET.Element]:
+    cases = []
+    for check_id, figures in figures_by_check(comparison).items():
+        case = ET.Element("testcase", classname="BASELINE", name=f"{check_id} quality vs {comparison.checkpoint}",
+                          time=_seconds(0.0))
+        worse = [f for f in figures if f.regressed]
+        if worse:
+            _child(case, "failure", worse[0].message(), _lines(worse + [f for f in figures if not f.regressed]),
+                   "BASELINE")
+        else:
+            ET.SubElement(case, "system-out").text = _lines(figures)
+        cases.append(case)
+    return cases
+
+
+def _lines(figures: list[FigureComparison]) -> str:
+    return "\n".join(f.message() for f in figures)
