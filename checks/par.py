@@ -105,6 +105,9 @@ class PAR003(Check):
     id = "PAR003"
     trained_only = True
     thresholds = _th({"min_peak_r2": 0.5, "min_win_share": 0.6})
+    #: 1 - mean R² of the identified target: the share of the target the network fails to predict,
+    #: its normalised denoising error; what ``--baseline`` compares (diffcheck.baseline).
+    quality = _th({"fit_unexplained": "lower"})
     #: The mean R² of the identified target: how well the network denoises (diffcheck.baseline).
     quality = _th({"fit_r2": "higher"})
 
@@ -117,6 +120,7 @@ class PAR003(Check):
         wins = {k: sum(1 for i in voting if max(r2_by_t, key=lambda j: r2_by_t[j][i]) == k) for k in r2_by_t}
         best = max(wins, key=lambda k: (wins[k], r2_by_t[k].mean()))
         return {**{f"r2_{k}": float(v.mean()) for k, v in r2_by_t.items()}, "best": best,
+                "fit_unexplained": float(1.0 - r2_by_t[best].mean()),
                 "fit_r2": float(r2_by_t[best].mean()),
                 "win_share": wins[best] / max(len(voting), 1), "wins": wins, "voting_timesteps": len(voting),
                 "peak_r2": float(r2_by_t[best].max()), "t": learned_fit["t"],

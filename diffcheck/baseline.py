@@ -1,11 +1,11 @@
 """Baseline gate: compare a candidate's quality figures with those of the promoted model.
 
 Each check may declare ``quality = {"field": "higher" | "lower"}``: observed fields that measure
-how good the model is (PAR003's ``fit_r2``, a per-t loss, a sample KS D). ``diffcheck run new.pt
+how good the model is (PAR003's ``fit_unexplained``, a per-t loss, a sample KS D). ``diffcheck run new.pt
 --baseline promoted.pt`` runs those checks on the promoted checkpoint with the same seed, data and
 options, and fails when a figure worsens by more than ``atol + rtol * |baseline|``::
 
-    BASELINE PAR003 fit_r2 fell from 0.97 to 0.61 (tolerance 0.049)
+    BASELINE PAR003 fit_unexplained rose from 0.0299 to 0.0631 (+111%) (tolerance 0.003, lower is better)
 
 A figure that is a list (one number per timestep, say) is compared element by element and its
 worst element is reported. Every number is in report.json's ``baseline`` section.
@@ -57,12 +57,14 @@ class FigureComparison:
         return self.field if self.index is None else f"{self.field}[{self.index}]"
 
     def message(self) -> str:
-        """``BASELINE <ID> <field> fell from <b> to <c> (tolerance <allowed>)``."""
+        """``BASELINE <ID> <field> rose from <b> to <c> (<change>) (tolerance <allowed>, <direction>)``."""
         if self.candidate == self.baseline:
             moved = f"unchanged at {self.candidate:.4g}"
         else:
             verb = "became" if not math.isfinite(self.candidate) else "rose" if self.candidate > self.baseline else "fell"
             moved = f"{verb} from {self.baseline:.4g} to {self.candidate:.4g}"
+            if self.baseline != 0 and math.isfinite(self.candidate):
+                moved += f" ({(self.candidate - self.baseline) / abs(self.baseline):+.0%})"
         verdict = "" if self.regressed else "; within tolerance"
         return (f"BASELINE {self.check_id} {self.name} {moved} "
                 f"(tolerance {self.allowed:.2g}, {self.better} is better{verdict})")

@@ -92,7 +92,7 @@ _CONFIG = typer.Option(None, "--config", help="pyproject.toml with [tool.diffche
 _JUNIT = typer.Option(None, "--junit", help="Also write JUnit XML here (one testcase per check).")
 _STRICT = typer.Option(None, "--strict/--no-strict", help="A WARN fails the run (exit code 1).")
 _BASELINE = typer.Option(None, "--baseline", help="Promoted checkpoint: fail if a quality figure regressed against it.")
-_RTOL = typer.Option(None, "--baseline-rtol", help="Allowed relative worsening of a quality figure.  [default: 0.05]")
+_RTOL = typer.Option(None, "--baseline-rtol", help="Allowed relative worsening of a quality figure.  [default: 0.1]")
 _ATOL = typer.Option(None, "--baseline-atol", help="Allowed absolute worsening of a quality figure.  [default: 0]")
 
 

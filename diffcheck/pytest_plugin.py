@@ -123,7 +123,8 @@ class DiffcheckItems:
     @pytest.hookimpl(tryfirst=True)  # before -k / -m deselection, so those apply to our items
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
                                       items: list[pytest.Item]) -> None:
-        items.extend(DiffcheckCollector.from_parent(session, name="diffcheck").collect())
+        collector = DiffcheckCollector.from_parent(session, name="diffcheck", nodeid="diffcheck")
+        items.extend(session.genitems(collector))  # reported like any collection (counts, errors)
 
 
 class DiffcheckCollector(pytest.Collector):
@@ -134,7 +135,7 @@ class DiffcheckCollector(pytest.Collector):
         try:
             chosen, ignored = select_checks(load_registry().checks, state.options.select, list(state.options.ignore))
         except InputError as exc:
-            raise pytest.UsageError(f"diffcheck: {exc}") from None
+            raise self.CollectError(f"diffcheck: {exc}") from None
         for cls in sorted((*chosen, *ignored), key=lambda c: c.id):
             yield DiffcheckItem.from_parent(self, name=cls.id, title=cls.title())
         if state.options.baseline is not None:
