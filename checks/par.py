@@ -108,8 +108,6 @@ class PAR003(Check):
     #: 1 - mean R² of the identified target: the share of the target the network fails to predict,
     #: its normalised denoising error; what ``--baseline`` compares (diffcheck.baseline).
     quality = _th({"fit_unexplained": "lower"})
-    #: The mean R² of the identified target: how well the network denoises (diffcheck.baseline).
-    quality = _th({"fit_r2": "higher"})
 
     def measure(self, learned_fit: dict) -> dict[str, Any]:
         # Each target has its own hard regime (x0 at high noise, eps near t=0), so the vote is per
@@ -121,7 +119,6 @@ class PAR003(Check):
         best = max(wins, key=lambda k: (wins[k], r2_by_t[k].mean()))
         return {**{f"r2_{k}": float(v.mean()) for k, v in r2_by_t.items()}, "best": best,
                 "fit_unexplained": float(1.0 - r2_by_t[best].mean()),
-                "fit_r2": float(r2_by_t[best].mean()),
                 "win_share": wins[best] / max(len(voting), 1), "wins": wins, "voting_timesteps": len(voting),
                 "peak_r2": float(r2_by_t[best].max()), "t": learned_fit["t"],
                 **{f"r2_{k}_by_t": v.tolist() for k, v in r2_by_t.items()},
