@@ -31,6 +31,9 @@ class Check:
 
     id: ClassVar[str] = ""
     requires: ClassVar[frozenset[str]] = frozenset()
+    #: Checks whose results this one reads when they ran: selected and ordered with it like
+    #: ``requires``, but their SKIP or FAIL does not skip it (it judges with what it has).
+    uses: ClassVar[frozenset[str]] = frozenset()
     thresholds: ClassVar[Mapping[str, float]] = MappingProxyType({})
     #: True when the check judges what a network learned; ``diffcheck preflight`` leaves it out.
     trained_only: ClassVar[bool] = False
@@ -82,8 +85,8 @@ def validate_check(cls: Any, origin: str, known_fixtures: set[str]) -> None:
         if p.name not in known_fixtures:
             raise CheckDefinitionError(f"{where}: measure() asks for unknown fixture {p.name!r}; "
                                        f"known: {', '.join(sorted(known_fixtures))}")
-    if not all(isinstance(r, str) for r in cls.requires):
-        raise CheckDefinitionError(f"{where}: requires must be a set of check IDs")
+    if not all(isinstance(r, str) for r in (*cls.requires, *cls.uses)):
+        raise CheckDefinitionError(f"{where}: requires and uses must be sets of check IDs")
     bad = [k for k, v in cls.thresholds.items() if not isinstance(v, (int, float))]
     if bad:
         raise CheckDefinitionError(f"{where}: thresholds {bad} are not numbers")

@@ -33,21 +33,23 @@ def _fail_input(console: Console, exc: InputError) -> None:
 _CKPT_HELP = "Checkpoint file (diffcheck's format, or any with --pipeline)."
 
 
-def _execute(checkpoint: Optional[Path], *, preflight: bool,
+def _execute(checkpoint: Optional[Path], *, preflight: bool, trust_checkpoint: bool,
              json_path: Optional[Path], config: Optional[Path],
              select: Optional[List[str]], ignore: Optional[List[str]], threshold: Optional[List[str]],
              **flags) -> None:
     """Run with ``[tool.diffcheck]`` from pyproject.toml overridden by the flags (None = not given)."""
     from .config import load_config
     from .gate import run_gate
+    from .loading import trusted_checkpoints
     from .runner import parse_threshold_overrides
 
     out, err = Console(), Console(stderr=True)
     try:
         options = load_config(config).with_flags(select=_split(select), ignore=_split(ignore),
                                                  threshold=parse_threshold_overrides(_split(threshold)), **flags)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=err, transient=True, disable=not err.is_terminal) as bar:
+        with trusted_checkpoints(trust_checkpoint), Progress(
+                TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True,
+                disable=not err.is_terminal) as bar:
             task = bar.add_task("loading", total=None)
 
             def progress(check_id: str, i: int, n: int) -> None:
@@ -88,6 +90,8 @@ _IGNORE = typer.Option(None, "--ignore", help="Check IDs or families to skip.")
 _THRESHOLD = typer.Option(None, "--threshold", help="Override a threshold: ID.name=value.")
 _JSON = typer.Option(None, "--json", help="Also write the JSON report here.")
 _REPORT_DIR = typer.Option(None, "--report-dir", help="Where report.json and figures go.  [default: diffcheck-report]")
+_TRUST = typer.Option(False, "--trust-checkpoint",
+                      help="Load a checkpoint that needs arbitrary unpickling (this runs code the file names).")
 _CONFIG = typer.Option(None, "--config", help="pyproject.toml with [tool.diffcheck] (default: the nearest one).")
 _JUNIT = typer.Option(None, "--junit", help="Also write JUnit XML here (one testcase per check).")
 _STRICT = typer.Option(None, "--strict/--no-strict", help="A WARN fails the run (exit code 1).")
@@ -103,12 +107,14 @@ def run(
     device: str = _DEVICE, seed: int = _SEED, select: Optional[List[str]] = _SELECT,
     ignore: Optional[List[str]] = _IGNORE, threshold: Optional[List[str]] = _THRESHOLD,
     json_path: Optional[Path] = _JSON, report_dir: Optional[Path] = _REPORT_DIR,
+    trust_checkpoint: bool = _TRUST,
     config: Optional[Path] = _CONFIG, junit: Optional[Path] = _JUNIT, strict: Optional[bool] = _STRICT,
     baseline: Optional[Path] = _BASELINE, baseline_rtol: Optional[float] = _RTOL,
     baseline_atol: Optional[float] = _ATOL,
 ) -> None:
     """Run the checks against CHECKPOINT and print a pass/fail report (options also from [tool.diffcheck])."""
-    _execute(checkpoint, preflight=False, data=data, dataset=dataset, pipeline=pipeline, device=device,
+    _execute(checkpoint, preflight=False, trust_checkpoint=trust_checkpoint,
+             data=data, dataset=dataset, pipeline=pipeline, device=device,
              seed=seed, select=select, ignore=ignore, threshold=threshold, json_path=json_path,
              report_dir=report_dir, config=config, junit=junit, strict=strict, baseline=baseline,
              rtol=baseline_rtol, atol=baseline_atol)
@@ -121,10 +127,12 @@ def preflight(
     device: str = _DEVICE, seed: int = _SEED, select: Optional[List[str]] = _SELECT,
     ignore: Optional[List[str]] = _IGNORE, threshold: Optional[List[str]] = _THRESHOLD,
     json_path: Optional[Path] = _JSON, report_dir: Optional[Path] = _REPORT_DIR,
+    trust_checkpoint: bool = _TRUST,
     config: Optional[Path] = _CONFIG, junit: Optional[Path] = _JUNIT, strict: Optional[bool] = _STRICT,
 ) -> None:
     """Check the pipeline's code before training: every check that needs no trained network."""
-    _execute(checkpoint, preflight=True, data=data, dataset=dataset, pipeline=pipeline, device=device,
+    _execute(checkpoint, preflight=True, trust_checkpoint=trust_checkpoint,
+             data=data, dataset=dataset, pipeline=pipeline, device=device,
              seed=seed, select=select, ignore=ignore, threshold=threshold, json_path=json_path,
              report_dir=report_dir, config=config, junit=junit, strict=strict)
 

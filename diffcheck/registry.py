@@ -93,11 +93,12 @@ def select_checks(checks: Iterable[type[Check]], select: Iterable[str] = (),
 
 
 def _with_requirements(chosen: list[type[Check]], checks: list[type[Check]]) -> list[type[Check]]:
-    """``chosen`` plus every check they require, transitively, in registry order."""
+    """``chosen`` plus every check they require or use, transitively, in registry order."""
     by_id = {c.id: c for c in checks}
     ids, todo = {c.id for c in chosen}, [c.id for c in chosen]
     while todo:
-        for req in by_id[todo.pop()].requires:
+        check = by_id[todo.pop()]
+        for req in check.requires | check.uses:
             if req in by_id and req not in ids:
                 ids.add(req)
                 todo.append(req)

@@ -25,7 +25,7 @@ _OK = (Status.PASS, Status.WARN)
 
 def _order(checks: list[type[Check]]) -> list[type[Check]]:
     by_id = {c.id: c for c in checks}
-    graph = {c.id: {r for r in c.requires if r in by_id} for c in checks}
+    graph = {c.id: {r for r in c.requires | c.uses if r in by_id} for c in checks}
     return [by_id[i] for i in graphlib.TopologicalSorter(graph).static_order()]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import tomllib
 from pathlib import Path
 
@@ -20,14 +21,25 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def zoo_member(name: str) -> dict:
-    for bug in ZOO["bug"]:
+    for bug in (*ZOO["bug"], *ZOO.get("library", [])):
         if bug["name"] == name:
             return bug
     raise KeyError(name)
 
 
+#: diffcheck extra -> the module it installs; zoo members with `requires = EXTRA` skip without it.
+EXTRAS = {"ddp": "denoising_diffusion_pytorch", "diffusers": "diffusers"}
+
+
+def require_extra(member: dict) -> None:
+    extra = member.get("requires")
+    if extra is not None and importlib.util.find_spec(EXTRAS[extra]) is None:
+        pytest.skip(f"{member['name']} needs pip install 'diffcheck[{extra}]'")
+
+
 def load_member(name: str) -> diffcheck.Pipeline:
     bug = zoo_member(name)
+    require_extra(bug)
     spec = bug.get("pipeline")
     return load_pipeline(FIXTURES / bug["checkpoint"], device=diffcheck.resolve_device("cpu"),
                          pipeline=str(FIXTURES / spec) if spec else None)

@@ -1,0 +1,273 @@
+"""Hugging Face diffusers behind the Pipeline protocol: a scheduler (DDPMScheduler, DDIMScheduler,
+with their prediction_type, timestep_spacing, clipping) and a UNet1DModel or any ``net(x, t)``.
+
+The forward process is the scheduler's ``add_noise``; the sampler is the canonical diffusers
+loop (``set_timesteps``, then ``scale_model_input``, the network, ``scheduler.step`` for each
+timestep), so the scheduler's own spacing, decoding and clipping are what the checks measure.
+diffusers stores no training loss, so :meth:`DiffusersPipeline.training_loss` raises Skip and the
+training-target oracles SKIP while the learned-behaviour probes still run.
+
+A saved folder (``DDPMPipeline.save_pretrained``: model_index.json, unet/, scheduler/) loads with
+:func:`from_folder`; only classes of the diffusers package are instantiated, and weights load
+through diffusers (safetensors). An optional ``diffcheck.json`` in the folder says what the
+folder cannot: the inference step count, DDIM's eta and the data normalisation.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import InputError, Skip
+from ..normalise import Normaliser
+from ..pipeline import Pipeline, StepCallback
+from ..schedule import Schedule
+from ._imports import require
+
+__all__ = ["DiffusersPipeline", "TensorOutput", "from_folder", "is_diffusers_folder", "SIDECAR"]
+
+#: diffcheck's optional file in a diffusers folder, and the keys it may hold.
+SIDECAR = "diffcheck.json"
+_SIDECAR_KEYS = frozenset({"num_inference_steps", "eta", "normalisation", "data_source"})
+#: Steps the diffusers pipelines use by default: DDPMPipeline all of them, DDIMPipeline 50.
+_DEFAULT_STEPS = {"DDPMScheduler": None, "DDIMScheduler": 50}
+NO_TRAINING_LOSS = ("diffusers has no training loss: a diffusers pipeline stores the network and the scheduler, not "
+                    "the training script's target (PAR003 still measures what the network learned)")
+
+
+class TensorOutput(nn.Module):
+    """``net(x, t)`` returning a tensor, for networks that return ``UNet1DOutput`` or a tuple."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return as_tensor(self.inner(x, t, *args, **kwargs))
+
+
+def as_tensor(out: Any) -> torch.Tensor:
+    """The prediction in a diffusers model output (``.sample``), a tuple's first item, or the tensor."""
+    if torch.is_tensor(out):
+        return out
+    if hasattr(out, "sample"):
+        return out.sample
+    if isinstance(out, (tuple, list)) and out and torch.is_tensor(out[0]):
+        return out[0]
+    raise TypeError(f"the network returned {type(out).__name__}, expected a tensor or an object with .sample")
+
+
+class DiffusersPipeline(Pipeline):
+    """A diffusers scheduler and the network it steps with (any ``net(x, t)``)."""
+
+    def __init__(self, network: nn.Module, scheduler: Any, *, num_inference_steps: int | None = None,
+                 eta: float = 0.0, sample_shape: tuple[int, int] | None = None,
+                 normaliser: Normaliser | None = None, meta: Mapping[str, Any] | None = None) -> None:
+        for method in ("set_timesteps", "step", "add_noise"):
+            if not callable(getattr(scheduler, method, None)):
+                raise InputError(f"{type(scheduler).__name__} is not a diffusers scheduler (no {method})")
+        self.scheduler = scheduler
+        self.raw_network = network
+        self._net = network if isinstance(network, TensorOutput) else TensorOutput(network)
+        self.steps = int(num_inference_steps or _DEFAULT_STEPS.get(type(scheduler).__name__) or self.T)
+        if not 1 <= self.steps <= self.T:
+            raise InputError(f"num_inference_steps must be in 1..{self.T}, got {self.steps}")
+        self.eta = float(eta)
+        self._shape = sample_shape or _shape_from_config(network)
+        self._normaliser = normaliser or Normaliser()
+        self.meta = dict(meta or {})
+        self.name = f"diffusers {type(scheduler).__name__} + {type(network).__name__}"
+
+    @property
+    def T(self) -> int:
+        return int(self.scheduler.config.num_train_timesteps)
+
+    # -- the protocol ---------------------------------------------------------------------------
+    @property
+    def network(self) -> nn.Module:
+        return self._net
+
+    @property
+    def schedule(self) -> Schedule:
+        betas = self.scheduler.betas.detach().double().cpu().numpy()
+        return Schedule(betas=betas, name=str(self.scheduler.config.get("beta_schedule", "custom")))
+
+    @property
+    def sample_shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def normaliser(self) -> Normaliser:
+        return self._normaliser
+
+    def to(self, device: torch.device | str) -> "DiffusersPipeline":
+        self._net.to(device)
+        return self
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.scheduler.add_noise(x0, noise, t.long())
+
+    def training_loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise Skip(NO_TRAINING_LOSS)
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None,
+               callback: StepCallback | None = None) -> torch.Tensor:
+        """The diffusers sampling loop, as DDPMPipeline/DDIMPipeline run it, in eval mode."""
+        self._net.eval()
+        scheduler = self._fresh_scheduler()
+        x = torch.randn((n, *self.sample_shape), generator=generator, device=self.device) * scheduler.init_noise_sigma
+        extra = self._step_kwargs(scheduler, generator)
+        with torch.no_grad():
+            for i, t in enumerate(scheduler.timesteps):
+                out = self._net(scheduler.scale_model_input(x, t), t)
+                step = scheduler.step(out, t, x, **extra)
+                if callback is not None:
+                    callback({"i": i, "t": int(t), "x_t": x, "x0_hat": getattr(step, "pred_original_sample", None),
+                              "out": out, "x_next": step.prev_sample})
+                x = step.prev_sample
+        return x
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The scheduler's own x0 prediction (its prediction_type and clipping) for one step at ``t``."""
+        scheduler = self._fresh_scheduler()
+        out = self._net(x_t, t)
+        rows = [scheduler.step(out[i:i + 1], int(t[i]), x_t[i:i + 1], **self._step_kwargs(scheduler, None))
+                for i in range(x_t.shape[0])]
+        return torch.cat([r.pred_original_sample for r in rows])
+
+    def _set_network(self, network: nn.Module) -> None:
+        self._net = network
+
+    def weights_info(self) -> Any:
+        """The load report of ``from_pretrained`` (where the folder loader got one); no EMA record."""
+        from ..pipeline import WeightsInfo
+
+        report = self.meta.get("load_report")
+        if report is None:
+            return WeightsInfo()
+        return WeightsInfo(missing_keys=tuple(report["missing_keys"]), unexpected_keys=tuple(report["unexpected_keys"]))
+
+    def make_network(self) -> nn.Module:
+        config = getattr(self.raw_network, "config", None)
+        if config is None or not hasattr(type(self.raw_network), "from_config"):
+            raise Skip(f"{type(self.raw_network).__name__} has no diffusers config to build a fresh network from")
+        return TensorOutput(type(self.raw_network).from_config(config)).to(self.device)
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.scheduler.config
+        return {**super().describe(), "scheduler": type(self.scheduler).__name__,
+                "prediction_type": cfg.get("prediction_type"), "timestep_spacing": cfg.get("timestep_spacing"),
+                "num_inference_steps": self.steps, "eta": self.eta,
+                "parameters": sum(p.numel() for p in self._net.parameters()),
+                "normalisation": self._normaliser.kind, **self.meta}
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _fresh_scheduler(self) -> Any:
+        """A copy with its timesteps set: schedulers keep per-run state that must not leak."""
+        scheduler = copy.deepcopy(self.scheduler)
+        scheduler.set_timesteps(self.steps, device=self.device)
+        return scheduler
+
+    def _step_kwargs(self, scheduler: Any, generator: torch.Generator | None) -> dict[str, Any]:
+        params = inspect.signature(scheduler.step).parameters
+        kwargs: dict[str, Any] = {}
+        if "generator" in params:
+            kwargs["generator"] = generator
+        if "eta" in params:
+            kwargs["eta"] = self.eta
+        return kwargs
+
+
+def _shape_from_config(network: nn.Module) -> tuple[int, int]:
+    config = getattr(network, "config", None)
+    try:
+        return int(config["in_channels"]), int(config["sample_size"])
+    except (TypeError, KeyError, ValueError):
+        raise InputError(f"{type(network).__name__} has no in_channels/sample_size config: pass sample_shape="
+                         "(channels, length)") from None
+
+
+# -- saved folders ----------------------------------------------------------------------------------
+def is_diffusers_folder(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return p.is_dir() and ((p / "model_index.json").is_file()
+                           or ((p / "unet" / "config.json").is_file()
+                               and (p / "scheduler" / "scheduler_config.json").is_file()))
+
+
+def from_folder(path: str | os.PathLike, *, num_inference_steps: int | None = None, eta: float | None = None,
+                normaliser: Normaliser | None = None) -> DiffusersPipeline:
+    """A saved diffusers pipeline folder: its unet (or model) and scheduler, plus ``diffcheck.json``."""
+    folder = Path(path)
+    diffusers = require("diffusers", "diffusers")
+    net_dir = _component_dir(folder, ("unet", "model", "transformer"))
+    sidecar = _read_sidecar(folder)
+    net_cls = _diffusers_class(diffusers, _class_name(net_dir / "config.json"), folder)
+    scheduler_cls = _diffusers_class(diffusers, _class_name(folder / "scheduler" / "scheduler_config.json"), folder)
+    try:
+        network, loading = net_cls.from_pretrained(net_dir, output_loading_info=True)
+        scheduler = scheduler_cls.from_pretrained(folder / "scheduler")
+    except (OSError, ValueError, RuntimeError, TypeError) as exc:
+        raise InputError(f"cannot load the diffusers folder {folder}: {type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}") from None
+    norm = normaliser or Normaliser.from_dict(sidecar.get("normalisation", {}))
+    meta = {"path": str(folder), "diffusers_version": diffusers.__version__,
+            "data_source": sidecar.get("data_source", ""), "load_report": _load_report(loading)}
+    return DiffusersPipeline(network.eval(), scheduler,
+                             num_inference_steps=num_inference_steps or sidecar.get("num_inference_steps"),
+                             eta=eta if eta is not None else float(sidecar.get("eta", 0.0)),
+                             normaliser=norm, meta=meta)
+
+
+def _load_report(loading: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Missing and unexpected keys of a from_pretrained load (mis-shaped ones count as missing)."""
+    mismatched = [str(m[0]) if isinstance(m, (tuple, list)) else str(m) for m in loading.get("mismatched_keys", [])]
+    return {"missing_keys": sorted(map(str, loading.get("missing_keys", []))) + mismatched,
+            "unexpected_keys": sorted(map(str, loading.get("unexpected_keys", [])))}
+
+
+def _component_dir(folder: Path, names: tuple[str, ...]) -> Path:
+    for name in names:
+        if (folder / name / "config.json").is_file():
+            return folder / name
+    raise InputError(f"the diffusers folder {folder} has no network: none of {', '.join(n + '/config.json' for n in names)}")
+
+
+def _class_name(config: Path) -> str:
+    try:
+        name = json.loads(config.read_text()).get("_class_name")
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read {config}: {exc}") from None
+    if not isinstance(name, str):
+        raise InputError(f"{config} names no _class_name")
+    return name
+
+
+def _diffusers_class(diffusers: Any, name: str, folder: Path) -> Any:
+    """Only classes of the diffusers package: a folder cannot make diffcheck import other code."""
+    cls = getattr(diffusers, name, None)
+    if not isinstance(cls, type) or not hasattr(cls, "from_pretrained"):
+        raise InputError(f"the diffusers folder {folder} names {name!r}, which is not a diffusers class diffcheck can "
+                         "load; write a --pipeline file that builds it (see README 'Your own checkpoint')")
+    return cls
+
+
+def _read_sidecar(folder: Path) -> dict[str, Any]:
+    path = folder / SIDECAR
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    unknown = set(data) - _SIDECAR_KEYS if isinstance(data, dict) else {"(not an object)"}
+    if unknown:
+        raise InputError(f"{path}: unknown keys {', '.join(sorted(unknown))}; known: {', '.join(sorted(_SIDECAR_KEYS))}")
+    return data

@@ -1,0 +1,190 @@
+"""diffcheck for a home-made DDPM: a complete ``--pipeline`` file.
+
+    diffcheck preflight --pipeline examples/homemade_pipeline.py:build          # fresh weights, before training
+    diffcheck run my_ckpt.pt --pipeline examples/homemade_pipeline.py:build --data spectra.h5
+
+The first half stands in for your repository (``models/diffusion/unet_1d.py`` and ``ddpm.py``):
+a small 1D U-Net and a DDPM with a loss and an ancestral sampler, as such repositories write
+them. In your file you import those instead. The second half is what diffcheck needs: a
+:class:`diffcheck.Pipeline` that hands it your network, your schedule, your ``q_sample``, your
+loss and your sampler, and ``build(checkpoint)``, which loads your checkpoint into them.
+
+Two things a home-made sampler usually lacks and diffcheck needs: a ``generator`` (so runs are
+reproducible) and a per-step ``callback`` (so the sampler's contract can be traced). Both are two
+lines in the loop below.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import diffcheck
+
+# ---- stands in for models/diffusion/unet_1d.py ------------------------------------------------------
+
+
+class TimeEmbedding(nn.Module):
+    """Sinusoidal embedding of the integer timestep, then an MLP."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.mlp = nn.Sequential(nn.Linear(dim, dim * 2), nn.SiLU(), nn.Linear(dim * 2, dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
+        args = t.float()[:, None] * freqs[None]
+        return self.mlp(torch.cat([args.sin(), args.cos()], dim=1))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, t_dim: int) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv1d(c_in, c_out, 3, padding=1), nn.Conv1d(c_out, c_out, 3, padding=1)
+        self.norm1, self.norm2 = nn.GroupNorm(4, c_out), nn.GroupNorm(4, c_out)
+        self.time = nn.Linear(t_dim, c_out)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.norm1(self.conv1(x))) + self.time(temb)[:, :, None]
+        return F.silu(self.norm2(self.conv2(h))) + self.skip(x)
+
+
+class UNet1D(nn.Module):
+    """Two levels down, two up, skip connections; ``forward(x, t)`` with integer t."""
+
+    def __init__(self, channels: int = 1, width: int = 16) -> None:
+        super().__init__()
+        self.config = {"channels": channels, "width": width}
+        self.temb = TimeEmbedding(width)
+        self.inc = nn.Conv1d(channels, width, 3, padding=1)
+        self.down1, self.down2 = ResBlock(width, width, width), ResBlock(width, 2 * width, width)
+        self.mid = ResBlock(2 * width, 2 * width, width)
+        self.up2, self.up1 = ResBlock(4 * width, width, width), ResBlock(2 * width, width, width)
+        self.out = nn.Conv1d(width, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        temb = self.temb(t.expand(x.shape[0]) if t.dim() == 0 else t)
+        h1 = self.down1(self.inc(x), temb)
+        h2 = self.down2(F.avg_pool1d(h1, 2), temb)
+        h = self.mid(F.avg_pool1d(h2, 2), temb)
+        h = self.up2(torch.cat([F.interpolate(h, scale_factor=2.0), h2], dim=1), temb)
+        h = self.up1(torch.cat([F.interpolate(h, scale_factor=2.0), h1], dim=1), temb)
+        return self.out(h)
+
+
+# ---- stands in for models/diffusion/ddpm.py ---------------------------------------------------------
+
+
+class DDPM(nn.Module):
+    """Ho et al. (2020): linear betas, eps objective, ancestral sampling with x0 clipping."""
+
+    def __init__(self, model: nn.Module, length: int, T: int = 1000) -> None:
+        super().__init__()
+        self.model, self.length, self.T = model, length, T
+        betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
+        alpha_bar = torch.cumprod(1 - betas, 0)
+        alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])
+        for name, value in {"betas": betas, "alpha_bar": alpha_bar,
+                            "post_var": betas * (1 - alpha_bar_prev) / (1 - alpha_bar),
+                            "post_c0": betas * alpha_bar_prev.sqrt() / (1 - alpha_bar),
+                            "post_ct": (1 - alpha_bar_prev) * (1 - betas).sqrt() / (1 - alpha_bar)}.items():
+            self.register_buffer(name, value.float())
+
+    def _at(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        return getattr(self, name)[t].view(-1, 1, 1)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        ab = self._at("alpha_bar", t)
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+    def loss(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(self.model(self.q_sample(x0, t, noise), t), noise)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator=None, callback=None) -> torch.Tensor:
+        device = self.betas.device
+        x = torch.randn((n, 1, self.length), generator=generator, device=device)
+        for i, step in enumerate(reversed(range(self.T))):
+            t = torch.full((n,), step, device=device, dtype=torch.long)
+            ab = self._at("alpha_bar", t)
+            x0_hat = ((x - (1 - ab).sqrt() * self.model(x, t)) / ab.sqrt()).clamp(-1, 1)
+            mean = self._at("post_c0", t) * x0_hat + self._at("post_ct", t) * x
+            noise = torch.randn(x.shape, generator=generator, device=device) if step > 0 else 0.0
+            if callback is not None:  # diffcheck's trace of the sampler
+                callback({"i": i, "t": step, "x_t": x, "x0_hat": x0_hat})
+            x = mean + self._at("post_var", t).sqrt() * noise
+        return x
+
+
+# ---- what diffcheck needs ----------------------------------------------------------------------------
+
+
+class HomemadePipeline(diffcheck.Pipeline):
+    """The DDPM above behind diffcheck's protocol: every method calls the repository's own code."""
+
+    name = "home-made DDPM (examples/homemade_pipeline.py)"
+
+    def __init__(self, ddpm: DDPM, normaliser: diffcheck.Normaliser) -> None:
+        self.ddpm, self._normaliser = ddpm, normaliser
+
+    @property
+    def network(self) -> nn.Module:
+        return self.ddpm.model
+
+    @property
+    def schedule(self) -> diffcheck.Schedule:
+        return diffcheck.Schedule(betas=self.ddpm.betas.double().cpu().numpy(), name="linear")
+
+    @property
+    def sample_shape(self) -> tuple[int, int]:
+        return (1, self.ddpm.length)
+
+    @property
+    def normaliser(self) -> diffcheck.Normaliser:
+        return self._normaliser
+
+    def to(self, device) -> "HomemadePipeline":
+        self.ddpm.to(device)
+        return self
+
+    def q_sample(self, x0, t, noise):
+        return self.ddpm.q_sample(x0, t, noise)
+
+    def training_loss(self, x0, generator=None):
+        t = torch.randint(0, self.ddpm.T, (x0.shape[0],), generator=generator, device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        return self.ddpm.loss(x0, t, noise)
+
+    def sample(self, n, *, generator=None, callback=None):
+        self.network.eval()
+        return self.ddpm.sample(n, generator=generator, callback=callback)
+
+    def _set_network(self, network: nn.Module) -> None:
+        self.ddpm.model = network
+
+    def make_network(self) -> nn.Module:
+        return UNet1D(**self.ddpm.model.config).to(self.device)
+
+
+def save(pipeline: HomemadePipeline, path: str) -> None:
+    """How this repository saves a checkpoint: weights and the few numbers needed to rebuild it."""
+    torch.save({"model": pipeline.network.state_dict(), "unet": pipeline.network.config,
+                "length": pipeline.ddpm.length, "normalisation": pipeline.normaliser.to_dict()}, path)
+
+
+def build(checkpoint: str | None) -> HomemadePipeline:
+    """``--pipeline homemade_pipeline.py:build``: the checkpoint loaded, or fresh weights for a preflight."""
+    if checkpoint is None:
+        torch.manual_seed(0)
+        return HomemadePipeline(DDPM(UNet1D(), length=512), diffcheck.Normaliser())
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    net = UNet1D(**ckpt["unet"])
+    net.load_state_dict(ckpt["model"])
+    return HomemadePipeline(DDPM(net.eval(), length=ckpt["length"]),
+                            diffcheck.Normaliser.from_dict(ckpt["normalisation"]))
