@@ -12,6 +12,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import consistency as _consistency  # noqa: F401  (registers the PAR/SMP fixtures)
+from . import learned as _learned  # noqa: F401  (registers the TEMB/LOSS/WGT fixtures)
+from . import toy as _toy  # noqa: F401  (registers the TOY fixture)
 from . import probes as _probes  # noqa: F401  (registers the built-in fixtures)
 from .check import Check
 from .context import fixture

@@ -5,13 +5,22 @@ calls, the declared training schedule, the pipeline's *own* forward process, tra
 sampler, its data normalisation, and a way to substitute the network that the loss and the
 sampler call (oracle checks replace it by an exact denoiser). Adapters for other libraries and
 a user's own DDPM implement the same class; no check changes when a new adapter arrives.
+
+Optional methods (the defaults say "not available", and the checks that need them SKIP with
+the reason): ``training_loss_at(x0, t, noise)``, the training loss per sample at given
+timesteps (TEMB, LOSS and TOY; without it TEMB and LOSS fall back to the sampler's decoded
+parameterisation as the target); ``denoise(x_t, t)``, the x0 the sampler decodes from the network
+at a timestep (TOY); ``weights_info()``, what is known of the weights: the online network next
+to an EMA one, the EMA decay, the steps trained, the strict-load report and any schedule buffers
+stored with the weights (WGT).
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -19,11 +28,28 @@ from torch import nn
 from .normalise import Normaliser
 from .schedule import Schedule
 
-__all__ = ["Pipeline", "StepCallback"]
+__all__ = ["Pipeline", "StepCallback", "WeightsInfo"]
 
 #: Called by :meth:`Pipeline.sample` after each step with a dict holding at least
 #: ``i`` (step index), ``t`` (the timestep passed to the network) and ``x_t``.
 StepCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, eq=False)
+class WeightsInfo:
+    """Where a pipeline's weights came from, as far as it knows (``None``: not known)."""
+
+    #: The online (raw training) network when :attr:`Pipeline.network` is an EMA copy of it.
+    online: nn.Module | None = None
+    ema_decay: float | None = None
+    #: Optimiser steps the weights were trained for.
+    steps: int | None = None
+    #: The load report: keys the model expected and the file lacked, and keys it did not use.
+    #: ``None`` when the pipeline does not report its load (a strict load reports two empty tuples).
+    missing_keys: tuple[str, ...] | None = None
+    unexpected_keys: tuple[str, ...] | None = None
+    #: Schedule tensors stored with the weights (e.g. ``betas``, ``alphas_cumprod``), by name.
+    schedule_buffers: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Pipeline(abc.ABC):
@@ -102,6 +128,21 @@ class Pipeline(abc.ABC):
     def make_network(self) -> nn.Module:
         """A freshly initialised network of the same architecture (for toy trainings)."""
         raise NotImplementedError(f"{type(self).__name__} cannot build a fresh network")
+
+    def training_loss_at(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Optional: the training loss per sample [B] for normalised ``x0``, schedule indices ``t`` [B]
+        and ``noise``, exactly as :meth:`training_loss` computes it before averaging over t."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its training loss at given timesteps "
+                                  "(Pipeline.training_loss_at)")
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Optional: the x0 the sampler decodes from the network's output at schedule indices ``t`` [B]
+        (its own parameterisation conversion and clipping), without the rest of the step."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its sampler's decoding (Pipeline.denoise)")
+
+    def weights_info(self) -> WeightsInfo:
+        """Optional: what the pipeline knows of its weights (online/EMA, decay, steps, load report)."""
+        return WeightsInfo()
 
     def describe(self) -> dict[str, Any]:
         """What the report shows about the pipeline: plain JSON values."""

@@ -12,7 +12,7 @@ from .data import Dataset
 from .normalise import Normaliser
 from .pipeline import Pipeline
 
-__all__ = ["Probe", "x0_probe", "forward_moments", "FIGURE_FRACTIONS"]
+__all__ = ["Probe", "x0_probe", "synthetic_spectra", "forward_moments", "FIGURE_FRACTIONS"]
 
 PROBE_SPECTRA = 8
 MOMENT_DRAWS = 64
@@ -33,20 +33,28 @@ class Probe:
 @fixture
 def x0_probe(pipeline: Pipeline, data: Dataset | None, seed: int) -> Probe:
     """Held-out spectra from ``--data`` where given, else synthetic stellar spectra."""
-    channels, length = pipeline.sample_shape
+    channels = pipeline.sample_shape[0]
     if data is not None:
         rows = data.probe_rows()
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(rows, size=min(PROBE_SPECTRA, rows.size), replace=False))
         return Probe(data.tensor(pick, channels, pipeline.device), data.wave, f"{data.source} (held-out)")
+    x, wave = synthetic_spectra(pipeline, PROBE_SPECTRA, seed)
+    return Probe(x, wave,
+                 f"synthetic spectra (seed {seed}); pass --data for real ones")
+
+
+def synthetic_spectra(pipeline: Pipeline, n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """``n`` synthetic stellar spectra [n, C, L] in the network's space (its normaliser where it is global,
+    else per-spectrum min-max to [-1, 1]), and their wavelengths."""
     from .spectra import generate_spectra
 
-    spectra = generate_spectra(PROBE_SPECTRA, length=length, seed=seed)
+    channels, length = pipeline.sample_shape
+    spectra = generate_spectra(n, length=length, seed=seed)
     norm = pipeline.normaliser
     norm = norm if norm.kind == "global_minmax" else Normaliser("per_spectrum_minmax")
     x = torch.as_tensor(norm.normalise(spectra.flux), dtype=torch.float32, device=pipeline.device)
-    return Probe(x[:, None, :].expand(-1, channels, -1).contiguous(), spectra.wave,
-                 f"synthetic spectra (seed {seed}); pass --data for real ones")
+    return x[:, None, :].expand(-1, channels, -1).contiguous(), spectra.wave
 
 
 def _timesteps(T: int, n: int) -> np.ndarray:

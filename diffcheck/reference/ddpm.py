@@ -104,9 +104,13 @@ class GaussianDiffusion:
         """Simple loss (Ho et al. 2020, eq. 14) for the configured objective, t ~ U{0..T-1}."""
         t = torch.randint(0, self.schedule.T, (x0.shape[0],), device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)
+        return self.loss_at(x0, t, noise).mean()
+
+    def loss_at(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The simple loss per sample [B] at given timesteps ``t`` [B] and ``noise`` (what :meth:`loss` averages)."""
         x_t = self.q_sample(x0, t, noise)
         target = targets(x0, noise, self._coef("a", t), self._coef("s", t))[self.config.objective]
-        return F.mse_loss(self.model(x_t, t), target)
+        return F.mse_loss(self.model(x_t, t), target, reduction="none").flatten(1).mean(1)
 
     # -- sampling ---------------------------------------------------------------------------
     def predict(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..normalise import Normaliser
-from ..pipeline import Pipeline, StepCallback
+from ..pipeline import Pipeline, StepCallback, WeightsInfo
 from ..schedule import Schedule
 from .checkpoint import read_checkpoint, save_checkpoint
 from .ddpm import DiffusionConfig, GaussianDiffusion
@@ -140,6 +140,18 @@ class ReferencePipeline(Pipeline):
 
     def make_network(self) -> nn.Module:
         return UNet1D(self.unet_config).to(self.device)
+
+    def training_loss_at(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.diffusion.loss_at(x0, t, noise)
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.diffusion.predict(x_t, t)[0]
+
+    def weights_info(self) -> WeightsInfo:
+        """Checkpoints load strictly (a mismatch is an InputError), so the load report is empty."""
+        ema = self.online is not self.network
+        return WeightsInfo(online=self.online if ema else None, ema_decay=self.meta.get("ema_decay") if ema else None,
+                           steps=self.meta.get("step"), missing_keys=(), unexpected_keys=())
 
     def describe(self) -> dict[str, Any]:
         cfg = self.diffusion.config

@@ -1,0 +1,226 @@
+"""TEMB: does the trained network use its time input, and on the scale the sampler passes?
+
+All four checks read one probe (``time_probe``): probe spectra noised at 12 true timesteps, the
+network given every grid time in the pipeline's own convention (``model_time``) and given each
+known convention (integer index, t/T, t*1000/T, zero). Losses go through the pipeline's own
+training loss at the true timestep, so "the loss" is always the loss the network was trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from diffcheck.check import Check
+from diffcheck.errors import Skip
+from diffcheck.learned import TIME_CONVENTIONS, geometric_mean
+from diffcheck.results import Status, Verdict
+
+__all__ = ["TEMB001", "TEMB002", "TEMB003", "TEMB004", "TEMB005"]
+
+_th = MappingProxyType
+#: A row of the identification matrix whose loss varies less than this (max/min) across t' is flat.
+FLAT_SPREAD = 1.2
+_NAMES = {"index": "integer t (0..T-1)", "unit": "t/T in [0, 1]", "x1000": "t*1000/T", "zero": "t = 0 (no time)"}
+_TIME_CAUSES = ("t cast to long inside the network (t/T in [0, 1) becomes 0)",
+                "the time embedding is computed but not added to the residual blocks",
+                "t passed on a scale where the sinusoidal embedding is nearly constant (t/T with max_period 10000)")
+
+
+def _finite(time_probe: dict) -> dict:
+    """``time_probe``, or Skip when the network's losses are NaN or Inf (WGT001 reports the weights)."""
+    if not np.isfinite(time_probe["matrix"]).all():
+        raise Skip("the network's loss is NaN or Inf at some timesteps, so its use of t cannot be measured (see WGT001)")
+    return time_probe
+
+
+def _t_sensitive_target(time_probe: dict) -> dict:
+    """``time_probe``, or Skip for an x0 target, whose loss barely depends on the t given.
+
+    Decoding eps (or v) from x_t needs the exact noise scale, so a wrong t inflates their loss many
+    times; an x0 predictor reads the noise level from x_t and a wrong t only changes how much it
+    smooths (the healthy x0 fixture: shuffled t raises the loss 1.2x, against 14x for eps).
+    """
+    if time_probe["kind"] == "x0":
+        raise Skip("the loss targets x0, which depends too weakly on the t given to judge (an x0 predictor reads the "
+                   "noise level from x_t); TEMB001 and TEMB003 still apply")
+    return _finite(time_probe)
+
+
+class TEMB001(Check):
+    """The network's output depends on t at fixed x_t"""
+
+    id = "TEMB001"
+    trained_only = True
+    thresholds = _th({"min_sensitivity": 0.01})
+
+    def measure(self, time_probe: dict) -> dict[str, Any]:
+        s = np.asarray(_finite(time_probe)["sensitivity"])
+        return {"t": time_probe["t"].tolist(), "sensitivity": s.tolist(), "median_sensitivity": float(np.median(s)),
+                "max_sensitivity": float(s.max()), "spectra": time_probe["matrix_spectra"]}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        ev = (f"relative change ||f(x_t, t') - f(x_t, t)|| / ||f(x_t, t)|| over {len(o['t'])} grid times t' at fixed "
+              f"x_t, {o['spectra']} spectra: median {o['median_sensitivity']:.3g}, max {o['max_sensitivity']:.3g}",)
+        limit = {"min_sensitivity": th["min_sensitivity"]}
+        if o["median_sensitivity"] >= th["min_sensitivity"]:
+            return Verdict(Status.PASS, f"output changes with t (median relative change {o['median_sensitivity']:.3g} "
+                           f"vs >= {th['min_sensitivity']:g})", ev, observed=limit)
+        return Verdict(Status.FAIL, f"the network ignores t: its output changes by {o['median_sensitivity']:.3g} "
+                       f"(median relative change) across the whole range of t (vs >= {th['min_sensitivity']:g})",
+                       ev, _TIME_CAUSES, observed=limit)
+
+    def plot(self, o: Mapping[str, Any], outdir: Path) -> list[Path]:
+        from ._temb_plots import plot_sensitivity
+
+        return [plot_sensitivity(o, outdir)]
+
+
+def _row_ratios(matrix: np.ndarray) -> np.ndarray:
+    """Per true t: the mean loss at the other grid times over the loss at the true one."""
+    g = matrix.shape[0]
+    return (matrix.sum(1) - np.diag(matrix)) / (g - 1) / np.maximum(np.diag(matrix), 1e-300)
+
+
+class TEMB002(Check):
+    """The loss at the true t beats the loss at shuffled t"""
+
+    id = "TEMB002"
+    trained_only = True
+    thresholds = _th({"min_shuffled_ratio": 1.5})
+
+    def measure(self, time_probe: dict) -> dict[str, Any]:
+        m = np.asarray(_t_sensitive_target(time_probe)["matrix"])
+        ratios = _row_ratios(m)
+        return {"loss_true_t": float(np.diag(m).mean()), "loss_shuffled_t": float((m.sum() - np.trace(m)) / (m.size - len(m))),
+                "shuffled_ratio": geometric_mean(ratios),
+                "worst_row_ratio": float(ratios.min()), "worst_row_t": int(time_probe["t"][int(ratios.argmin())])}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        ev = (f"mean loss with the true t {o['loss_true_t']:.3g}, with another grid t {o['loss_shuffled_t']:.3g}; "
+              f"geometric mean ratio per true t {o['shuffled_ratio']:.3g}, lowest {o['worst_row_ratio']:.3g} at "
+              f"t={o['worst_row_t']}",)
+        if o["shuffled_ratio"] >= th["min_shuffled_ratio"]:
+            return Verdict(Status.PASS, f"shuffling t raises the loss {o['shuffled_ratio']:.3g}x (vs >= "
+                           f"{th['min_shuffled_ratio']:g}x)", ev)
+        return Verdict(Status.FAIL, f"the loss barely depends on t: shuffled t raises it only {o['shuffled_ratio']:.3g}x "
+                       f"(vs >= {th['min_shuffled_ratio']:g}x)", ev,
+                       ("the network ignores its time input (see TEMB001)",
+                        "the network was trained with another time input than the pipeline passes (see TEMB003)",
+                        "the network is untrained, or trained at a single noise level"))
+
+
+class TEMB003(Check):
+    """The time convention the network learned is the one the sampler passes"""
+
+    id = "TEMB003"
+    trained_only = True
+    thresholds = _th({"min_margin": 1.25})
+
+    def measure(self, time_probe: dict, sampler_oracles: dict) -> dict[str, Any]:
+        losses = {c: geometric_mean(v) for c, v in _finite(time_probe)["conventions"].items()}
+        sampler = sorted(set(sampler_oracles["runs"][sampler_oracles["decoded"]]["conventions"]))
+        equal = _equivalents(time_probe["t"], time_probe["T"])
+        best = min(losses, key=losses.get)
+        others = [c for c in losses if c not in equal[best]]
+        runner_up = min(others, key=losses.get)
+        return {**{f"loss_{c}": v for c, v in losses.items()}, "learned": best, "equivalent": equal[best],
+                "runner_up": runner_up, "margin": losses[runner_up] / max(losses[best], 1e-300),
+                "sampler_conventions": sampler, "kind": time_probe["kind"]}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        ranked = sorted(TIME_CONVENTIONS, key=lambda c: o[f"loss_{c}"])
+        ev = ("geometric mean loss over the grid with the network given each convention: "
+              + ", ".join(f"{c} {o[f'loss_{c}']:.3g}" for c in ranked),)
+        learned, sampler = o["learned"], o["sampler_conventions"]
+        if o["margin"] < th["min_margin"]:
+            return Verdict(Status.SKIP, f"no time convention fits clearly (best {learned}, {o['margin']:.2f}x better than "
+                           f"{o['runner_up']}, vs >= {th['min_margin']:g}x): the network barely uses t (see TEMB001)", ev)
+        if set(sampler) <= set(o["equivalent"]):
+            return Verdict(Status.PASS, f"the network learned {_NAMES[learned]} ({o['margin']:.2f}x better than "
+                           f"{o['runner_up']}) and the sampler passes it", ev)
+        said = ", ".join(_NAMES[c] for c in sampler)
+        if learned == "zero":
+            summary = (f"the network was trained without its time input: it denoises best when given t = 0 "
+                       f"({o['margin']:.2f}x better than {o['runner_up']}), but the sampler passes {said}")
+        else:
+            summary = (f"the network learned {_NAMES[learned]} ({o['margin']:.2f}x better than {o['runner_up']}) but the "
+                       f"sampler passes {said}")
+        return Verdict(Status.FAIL, summary, ev,
+                       ("the checkpoint was trained by code with another time scale than the pipeline now passes",
+                        "t normalised (t/T) in one path and integer in the other; a scheduler's x1000 timesteps",
+                        "the training step zeroes or drops t before the network (t cast to long, t * 0)"))
+
+
+def _equivalents(ts: np.ndarray, T: int) -> dict[str, list[str]]:
+    """For each convention, the conventions that give the network the same values on the grid."""
+    import torch
+
+    idx = torch.as_tensor(ts)
+    vals = {c: fn(idx, T).double() for c, fn in TIME_CONVENTIONS.items()}
+    return {c: [d for d in vals if torch.allclose(vals[c], vals[d])] for c in vals}
+
+
+class TEMB004(Check):
+    """Noise-level identification: the loss at each true t is lowest when the network is given that t"""
+
+    id = "TEMB004"
+    trained_only = True
+    thresholds = _th({"min_diagonal_share": 0.75})
+
+    def measure(self, time_probe: dict) -> dict[str, Any]:
+        m, ts = np.asarray(_t_sensitive_target(time_probe)["matrix"]), time_probe["t"]
+        best = m.argmin(1)
+        offset = best - np.arange(len(ts))
+        on_diag = np.abs(offset) <= 1
+        return {"t": ts.tolist(), "best_t": [int(ts[j]) for j in best], "diagonal_share": float(on_diag.mean()),
+                "median_offset_steps": float(np.median(ts[best] - ts)), "distinct_best": int(np.unique(best).size),
+                "median_row_spread": float(np.median(m.max(1) / np.maximum(m.min(1), 1e-300))),
+                "rows": len(ts), "_matrix": m, "kind": time_probe["kind"]}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        ev = (f"best-fitting network time per true t: {', '.join(f'{t}->{b}' for t, b in zip(o['t'], o['best_t']))}",)
+        if o["diagonal_share"] >= th["min_diagonal_share"]:
+            return Verdict(Status.PASS, f"the network identifies the noise level at {o['diagonal_share']:.0%} of "
+                           f"{o['rows']} timesteps (vs >= {th['min_diagonal_share']:.0%})", ev)
+        if o["distinct_best"] <= 2 or o["median_row_spread"] < FLAT_SPREAD:
+            shape = (f"flat rows: the loss varies {o['median_row_spread']:.3f}x across t' (median), "
+                     f"{o['distinct_best']} distinct best t, so t is ignored")
+        else:
+            shape = f"median offset {o['median_offset_steps']:g} steps from the diagonal"
+        return Verdict(Status.FAIL, f"the network identifies the noise level at only {o['diagonal_share']:.0%} of "
+                       f"{o['rows']} timesteps (vs >= {th['min_diagonal_share']:.0%}); {shape}", ev,
+                       ("flat rows: the network ignores t or was trained with another time input (TEMB001, TEMB003)",
+                        "a shifted diagonal: the schedule or T differs from training, or t is off by one",
+                        "the network is undertrained"))
+
+    def plot(self, o: Mapping[str, Any], outdir: Path) -> list[Path]:
+        from ._temb_plots import plot_matrix
+
+        return [plot_matrix(o, outdir)]
+
+
+class TEMB005(Check):
+    """The training loss passes the network the t it noised with (not a constant)"""
+
+    id = "TEMB005"
+
+    def measure(self, loss_oracles: dict) -> dict[str, Any]:
+        kind = min(loss_oracles["losses"], key=loss_oracles["losses"].get)
+        rec = loss_oracles["time"][kind]
+        return {"t_min": rec["t_min"], "t_max": rec["t_max"], "conventions": rec["conventions"],
+                "loss_oracle": loss_oracles["losses"][kind], "kind": kind}
+
+    def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        if o["t_max"] > o["t_min"]:
+            return Verdict(Status.PASS, f"the training loss passes t from {o['t_min']:g} to {o['t_max']:g} "
+                           f"({', '.join(_NAMES[c] for c in o['conventions'])})")
+        return Verdict(Status.FAIL, f"the training loss passes the network the same t={o['t_min']:g} for every noise "
+                       "level it draws: the network cannot learn the noise level from t",
+                       (f"a batch of probe spectra at random timesteps through the pipeline's training loss; the "
+                        f"network saw t in [{o['t_min']:g}, {o['t_max']:g}]",),
+                       ("t multiplied by 0, or cast to long after scaling to [0, 1), before the network call",
+                        "the network is called with a fixed t (e.g. torch.zeros) in the training step"))

@@ -1,0 +1,108 @@
+"""The toy diffusion (TOY): a fresh network, trained in seconds on 2 noise levels with the
+pipeline's own training loss, then asked to denoise through the pipeline's own sampler decoding.
+
+A broken training or sampling path (a target the decoding does not expect, a time input the
+sampler passes differently, a loss that drops t) cannot learn this easy task, whatever the
+architecture; a healthy one beats the trivial estimates (the noisy input, the data mean) within
+a few dozen optimiser steps. Nothing about the checkpoint is used except its code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .context import fixture
+from .data import Dataset
+from .errors import Skip
+from .learned import fresh_network, has_loss_at, mean_spectrum
+from .pipeline import Pipeline
+from .probes import Probe, synthetic_spectra
+
+__all__ = ["toy_run", "TOY_ALPHA_BARS", "TOY_STEPS"]
+
+#: The noise levels, as alpha_bar (SNR 9 and 1): noisy enough that the noisy input is a worse
+#: estimate than the data mean; at SNR 1 eps, x0 and v differ enough that decoding one as another
+#: fails (at SNR 9, v and eps nearly coincide). A healthy toy reaches about 0.35x and 0.75x the best
+#: trivial error in 60 steps.
+TOY_ALPHA_BARS = (0.9, 0.5)
+TOY_STEPS = 60
+TOY_BATCH = 8
+TOY_LR = 6e-3
+TOY_TRAIN_SPECTRA = 64
+TOY_EVAL_SPECTRA = 32
+
+
+def _levels(pipeline: Pipeline) -> list[int]:
+    ab = pipeline.schedule.alpha_bar
+    return sorted({int(np.argmin(np.abs(ab - target))) for target in TOY_ALPHA_BARS})
+
+
+def _spectra(pipeline: Pipeline, data: Dataset | None, seed: int, heldout: bool, n: int) -> torch.Tensor:
+    """``n`` seeded rows of ``--data``'s held-out (or training) split, else synthetic spectra."""
+    if data is None:
+        return synthetic_spectra(pipeline, n, seed + (2 if heldout else 1))[0]
+    split = data.heldout if heldout else ~data.heldout
+    rows = np.flatnonzero(split) if split.any() else np.arange(len(data))
+    pick = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, rows.size), replace=False))
+    return data.tensor(pick, pipeline.sample_shape[0], pipeline.device)
+
+
+def _train(pipeline: Pipeline, net: torch.nn.Module, x: torch.Tensor, levels: torch.Tensor,
+           gen: torch.Generator) -> list[float]:
+    opt = torch.optim.Adam(net.parameters(), lr=TOY_LR)
+    # Linear decay to 0: the last steps settle instead of leaving the weights mid-jump.
+    decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / TOY_STEPS)
+    net.train()
+    losses = []
+    for _ in range(TOY_STEPS):
+        idx = torch.randint(0, x.shape[0], (TOY_BATCH,), generator=gen, device=x.device)
+        t = levels[torch.randint(0, levels.numel(), (TOY_BATCH,), generator=gen, device=x.device)]
+        noise = torch.randn(x[idx].shape, generator=gen, device=x.device)
+        with pipeline.network_replaced(net):
+            loss = pipeline.training_loss_at(x[idx], t, noise).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        decay.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def _rms(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).pow(2).mean().sqrt())
+
+
+@torch.no_grad()
+def _evaluate(pipeline: Pipeline, net: torch.nn.Module, x0: torch.Tensor, mean: torch.Tensor, step: int,
+              gen: torch.Generator) -> dict:
+    """RMS error of the toy's decoded x0 and of the trivial estimates, at one level."""
+    t = torch.full((x0.shape[0],), step, dtype=torch.long, device=x0.device)
+    x_t = pipeline.q_sample(x0, t, torch.randn(x0.shape, generator=gen, device=x0.device))
+    net.eval()
+    with pipeline.network_replaced(net):
+        x0_hat = pipeline.denoise(x_t, t)
+    a = float(pipeline.schedule.signal_scale()[step])
+    return {"t": step, "alpha_bar": a * a, "toy": _rms(x0_hat, x0), "noisy": _rms(x_t / a, x0),
+            "mean": _rms(mean.expand_as(x0), x0)}
+
+
+@fixture
+def toy_run(pipeline: Pipeline, data: Dataset | None, x0_probe: Probe, seed: int) -> dict:
+    """Train a fresh network on 2 noise levels with the pipeline's own loss; denoise the held-out probe."""
+    if not has_loss_at(pipeline):
+        raise Skip("the pipeline does not expose its training loss at given timesteps (Pipeline.training_loss_at)")
+    if type(pipeline).denoise is Pipeline.denoise:
+        raise Skip("the pipeline does not expose its sampler's decoding (Pipeline.denoise)")
+    net = fresh_network(pipeline, seed)
+    if net is None:
+        raise Skip("the pipeline cannot build a fresh network (Pipeline.make_network)")
+    device = pipeline.device
+    x, x_eval = (_spectra(pipeline, data, seed, split, n)
+                 for split, n in ((False, TOY_TRAIN_SPECTRA), (True, TOY_EVAL_SPECTRA)))
+    gen = torch.Generator(device=device).manual_seed(seed)
+    levels = _levels(pipeline)
+    losses = _train(pipeline, net, x, torch.as_tensor(levels, device=device), gen)
+    rows = [_evaluate(pipeline, net, x_eval, mean_spectrum(data, x0_probe), step, gen) for step in levels]
+    return {"levels": rows, "losses": losses, "train_spectra": int(x.shape[0]), "eval_spectra": int(x_eval.shape[0]),
+            "steps": TOY_STEPS, "batch": TOY_BATCH}

@@ -1,0 +1,90 @@
+"""TEMB family: time sensitivity, shuffled-t loss, learned time convention, noise-level identification."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import diffcheck
+from diffcheck import Status
+from tests.conftest import report_for
+
+NUM = r"-?[\d.]+(?:e[+-]?\d+)?"
+TEMB = ["TEMB001", "TEMB002", "TEMB003", "TEMB004", "TEMB005"]
+
+
+@pytest.mark.parametrize("check_id", TEMB)
+def test_TEMB_passes_on_healthy(check_id):
+    result = report_for("healthy")[check_id]
+    assert result.status is Status.PASS, result.message()
+
+
+def test_TEMB003_identifies_integer_time_on_healthy():
+    result = report_for("healthy")["TEMB003"]
+    assert result.observed["learned"] == "index" and result.observed["sampler_conventions"] == ["index"]
+
+
+@pytest.mark.parametrize("check_id", ["TEMB001", "TEMB002", "TEMB004"])
+def test_TEMB_fails_when_the_network_casts_t_to_long(check_id):
+    result = report_for("time_cast_to_long", ("TEMB",))[check_id]
+    assert result.status is Status.FAIL, result.message()
+
+
+def test_TEMB001_names_a_network_that_ignores_t():
+    result = report_for("time_cast_to_long", ("TEMB",))["TEMB001"]
+    assert result.observed["median_sensitivity"] == 0.0
+    assert re.fullmatch(rf"the network ignores t: its output changes by {NUM} \(median relative change\) across the "
+                        rf"whole range of t \(vs >= 0.01\)", result.summary), result.summary
+
+
+def test_TEMB004_reports_flat_rows_when_t_is_ignored():
+    result = report_for("time_cast_to_long", ("TEMB",))["TEMB004"]
+    assert "flat rows" in result.summary and result.observed["distinct_best"] == 1, result.summary
+
+
+def test_TEMB003_fails_on_an_integer_trained_network_sampled_with_unit_t():
+    report = report_for("integer_trained_unit_sampled", ("TEMB003", "SMP004"))
+    assert report["SMP004"].status is Status.PASS  # the code is self-consistent: only the network knows
+    result = report["TEMB003"]
+    assert result.status is Status.FAIL
+    assert re.fullmatch(rf"the network learned integer t \(0..T-1\) \({NUM}x better than \w+\) but the sampler passes "
+                        rf"t/T in \[0, 1\]", result.summary), result.summary
+
+
+def test_TEMB005_fails_when_the_training_loss_zeroes_t():
+    result = report_for("loss_ignores_t", ("TEMB005",))["TEMB005"]
+    assert result.status is Status.FAIL
+    assert result.summary.startswith("the training loss passes the network the same t=0 for every noise level")
+
+
+def test_TEMB004_reports_a_shifted_diagonal(healthy, tiny_data):
+    shift = 273  # the network is given t + 273: every row's best t' sits ~3 grid cells below the diagonal
+    original = healthy.model_time
+    healthy.model_time = lambda t: (t + shift).clamp(max=healthy.schedule.T - 1)
+    try:
+        result = diffcheck.run_checks(healthy, data=tiny_data, select=["TEMB004"])["TEMB004"]
+    finally:
+        healthy.model_time = original
+    assert result.status is Status.FAIL
+    assert result.observed["median_offset_steps"] < -150, result.observed
+    assert "median offset" in result.summary
+
+
+def test_TEMB_figures_are_written(healthy, tiny_data, tmp_path):
+    report = diffcheck.run_checks(healthy, data=tiny_data, select=["TEMB001", "TEMB004"], report_dir=tmp_path)
+    names = sorted(p.rsplit("/", 1)[-1] for r in report.results for p in r.figures)
+    assert names == ["temb_identification.png", "temb_sensitivity.png"]
+    assert all((tmp_path / n).stat().st_size > 10_000 for n in names)
+
+
+def test_TEMB002_and_TEMB004_skip_for_an_x0_target():
+    from diffcheck.loading import load_pipeline
+    from tests.conftest import FIXTURES, TINY_DATA
+
+    pipe = load_pipeline(FIXTURES / "checkpoints/x0_objective_tiny.pt", device=diffcheck.resolve_device("cpu"))
+    data = diffcheck.load_dataset(TINY_DATA, length=pipe.sample_shape[1], normaliser=pipe.normaliser)
+    report = diffcheck.run_checks(pipe, data=data, select=["TEMB001", "TEMB002", "TEMB004"])
+    assert report["TEMB001"].status is Status.PASS
+    assert [report[c].status for c in ("TEMB002", "TEMB004")] == [Status.SKIP, Status.SKIP]
+    assert "the loss targets x0" in report["TEMB002"].summary
