@@ -66,6 +66,7 @@ class DDPPipeline(Pipeline):
         self.meta = dict(meta or {})
         #: Schedule tensors as the checkpoint stored them (betas, alphas_cumprod), by name.
         self.stored_buffers = dict(stored_buffers or {})
+        self._schedule = library_schedule(self.training)
         # auto_normalize maps the library's [0, 1] data to the network's [-1, 1]: the default
         # normaliser takes the data the user fed Trainer1D to the network's space the same way.
         auto = diffusion.normalize is not getattr(ddp1d(), "identity")
@@ -78,7 +79,8 @@ class DDPPipeline(Pipeline):
 
     @property
     def schedule(self) -> Schedule:
-        return library_schedule(self.training)
+        """The training object's registered betas (read once: the weights are loaded by then)."""
+        return self._schedule
 
     @property
     def sample_shape(self) -> tuple[int, int]:

@@ -82,6 +82,8 @@ class DiffusersPipeline(Pipeline):
         self.eta = float(eta)
         self._shape = sample_shape or _shape_from_config(network)
         self._normaliser = normaliser or Normaliser()
+        self._schedule = Schedule(betas=scheduler.betas.detach().double().cpu().numpy(),
+                                  name=str(scheduler.config.get("beta_schedule", "custom")))
         self.meta = dict(meta or {})
         self.name = f"diffusers {type(scheduler).__name__} + {type(network).__name__}"
 
@@ -96,8 +98,8 @@ class DiffusersPipeline(Pipeline):
 
     @property
     def schedule(self) -> Schedule:
-        betas = self.scheduler.betas.detach().double().cpu().numpy()
-        return Schedule(betas=betas, name=str(self.scheduler.config.get("beta_schedule", "custom")))
+        """The scheduler's betas (after any rescaling it applied, e.g. rescale_betas_zero_snr)."""
+        return self._schedule
 
     @property
     def sample_shape(self) -> tuple[int, int]:

@@ -31,7 +31,7 @@ def test_the_documented_file_is_about_ten_lines_of_code():
 def test_objective_schedule_and_weights_are_read_from_the_object_and_checkpoint(example):
     d = example.describe()
     assert (d["objective"], d["checkpoint_objective"], d["sampler"], d["schedule"]) == \
-        ("pred_noise", "pred_noise", "ancestral", "cosine")
+        ("pred_noise", "pred_noise", "ddim 250 steps, eta 0", "cosine")
     assert d["weights"] == "ema" and d["step"] > 0 and d["library_version"].startswith("2.")
     info = example.weights_info()
     assert info.online is not None and info.online is not example.network and info.ema_decay == 0.995
@@ -49,14 +49,24 @@ def test_online_weights_on_request(example):
     assert online.weights_info().online is None  # the sampled network is the online one: no EMA pair
 
 
-def test_the_sampler_is_the_librarys_seeded_and_traced(example):
+def _ancestral():
+    from diffcheck.adapters.ddp import DDPPipeline, GaussianDiffusion1D, Unet1D
+
+    torch.manual_seed(0)
+    return DDPPipeline(GaussianDiffusion1D(Unet1D(dim=8, dim_mults=(1, 2), channels=1), seq_length=64, timesteps=50))
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ancestral"])
+def test_the_sampler_is_the_librarys_seeded_and_traced(example, sampler):
+    pipe = example if sampler == "ddim" else _ancestral()
+    expected = list(range(999, 2, -4)) if sampler == "ddim" else list(range(49, -1, -1))
     steps = []
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     with torch.no_grad():
-        a = example.sample(2, generator=g(), callback=lambda s: steps.append((s["t"], s["x0_hat"] is not None)))
-        b = example.sample(2, generator=g())
-    assert torch.equal(a, b) and a.shape == (2, 1, 512)
-    assert [t for t, _ in steps] == list(range(999, -1, -1)) and all(has for _, has in steps)
+        a = pipe.sample(2, generator=g(), callback=lambda s: steps.append((s["t"], s["x0_hat"] is not None)))
+        b = pipe.sample(2, generator=g())
+    assert torch.equal(a, b) and a.shape == (2, *pipe.sample_shape)
+    assert [t for t, _ in steps] == expected and all(has for _, has in steps)
     assert float(a.abs().max()) <= 1.0 + 1e-6  # the library clips x0; samples are in the network's space
 
 

@@ -23,9 +23,9 @@ def _load(name: str):
 @pytest.mark.parametrize(("folder", "first", "last", "steps"), [
     ("diffusers_ddpm", 999, 0, 1000),
     ("diffusers_ddim50_leading", 980, 0, 50),
-    ("diffusers_cosine_ddim10_trailing", 999, 99, 10),
+    ("diffusers_cosine_ddim50_trailing", 999, 19, 50),
     ("diffusers_cosine_ddim10_leading", 900, 0, 10),
-], ids=["ddpm", "ddim50-leading", "ddim10-trailing", "ddim10-leading"])
+], ids=["ddpm", "ddim50-leading", "cosine-ddim50-trailing", "cosine-ddim10-leading"])
 def test_the_sampler_is_the_schedulers_loop_with_its_spacing(folder, first, last, steps):
     pipe, ts = _load(folder), []
     with torch.no_grad():

@@ -1,13 +1,16 @@
-"""The documented --pipeline example for a home-made DDPM runs, from fresh weights and from its checkpoint."""
+"""The documented --pipeline examples: the home-made DDPM runs from fresh weights and from its checkpoint;
+the README shows the Trainer1D file as it is (tests/adapters/test_ddp.py runs it)."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import torch
 
 from diffcheck.loading import load_pipeline
-from tests.adapters._helpers import HOMEMADE_EXAMPLE, invoke
+from tests.adapters._helpers import HOMEMADE_EXAMPLE, TRAINER1D_EXAMPLE, invoke
+from tests.conftest import ROOT
 
 SPEC = f"{HOMEMADE_EXAMPLE}:build"
 
@@ -35,3 +38,10 @@ def test_its_checkpoint_round_trips_and_untrained_weights_fail_the_learned_check
     code, out = invoke("run", ckpt, "--pipeline", SPEC, "--select", "PAR003", "--device", "cpu",
                        "--report-dir", tmp_path / "rep")
     assert code == 1 and "PAR003  the network fits no parameterisation clearly" in out, out
+
+
+def test_the_readme_shows_the_trainer1d_file_as_it_is():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"\*\*denoising-diffusion-pytorch\*\*.*?```python\n(.*?)```", readme, re.S).group(1)
+    source = TRAINER1D_EXAMPLE.read_text()
+    assert block == source[source.index('"""\n', 3) + 4:]  # the file without its module docstring
