@@ -42,6 +42,6 @@ def plot_matrix(o: Mapping[str, Any], outdir: Path) -> Path:
     ax.set_ylabel("true t of x_t")
     fig.colorbar(im, ax=ax, label=f"log10 loss ({o['kind']} target)")
     ax.legend(loc="upper left", fontsize=7, framealpha=0.6)
-    ax.set_title(f"TEMB004 noise-level identification ({o['diagonal_share']:.0%} on the diagonal)", fontsize=10)
+    ax.set_title(f"TEMB004 noise-level identification ({o['diagonal_share']:.0%} of rows identify their t)", fontsize=10)
     fig.tight_layout()
     return save(fig, outdir, "temb_identification.png")

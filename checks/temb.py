@@ -169,33 +169,38 @@ class TEMB004(Check):
 
     id = "TEMB004"
     trained_only = True
-    thresholds = _th({"min_diagonal_share": 0.75})
+    # A row identifies its t when the loss with the true t is within max_excess_loss of the row's
+    # lowest: near T the rows of a healthy network are nearly flat and their argmin is noise.
+    thresholds = _th({"min_diagonal_share": 0.75, "max_excess_loss": 0.1, "min_row_spread": FLAT_SPREAD})
 
     def measure(self, time_probe: dict) -> dict[str, Any]:
         m, ts = np.asarray(_t_sensitive_target(time_probe)["matrix"]), time_probe["t"]
-        best = m.argmin(1)
-        offset = best - np.arange(len(ts))
-        on_diag = np.abs(offset) <= 1
-        return {"t": ts.tolist(), "best_t": [int(ts[j]) for j in best], "diagonal_share": float(on_diag.mean()),
+        best, low = m.argmin(1), np.maximum(m.min(1), 1e-300)
+        return {"t": ts.tolist(), "best_t": [int(ts[j]) for j in best], "excess_loss": (np.diag(m) / low - 1).tolist(),
                 "median_offset_steps": float(np.median(ts[best] - ts)), "distinct_best": int(np.unique(best).size),
-                "median_row_spread": float(np.median(m.max(1) / np.maximum(m.min(1), 1e-300))),
-                "rows": len(ts), "_matrix": m, "kind": time_probe["kind"]}
+                "median_row_spread": float(np.median(m.max(1) / low)), "rows": len(ts), "_matrix": m,
+                "kind": time_probe["kind"]}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
-        ev = (f"best-fitting network time per true t: {', '.join(f'{t}->{b}' for t, b in zip(o['t'], o['best_t']))}",)
-        if o["diagonal_share"] >= th["min_diagonal_share"]:
-            return Verdict(Status.PASS, f"the network identifies the noise level at {o['diagonal_share']:.0%} of "
-                           f"{o['rows']} timesteps (vs >= {th['min_diagonal_share']:.0%})", ev)
-        if o["distinct_best"] <= 2 or o["median_row_spread"] < FLAT_SPREAD:
-            shape = (f"flat rows: the loss varies {o['median_row_spread']:.3f}x across t' (median), "
-                     f"{o['distinct_best']} distinct best t, so t is ignored")
-        else:
-            shape = f"median offset {o['median_offset_steps']:g} steps from the diagonal"
-        return Verdict(Status.FAIL, f"the network identifies the noise level at only {o['diagonal_share']:.0%} of "
-                       f"{o['rows']} timesteps (vs >= {th['min_diagonal_share']:.0%}); {shape}", ev,
-                       ("flat rows: the network ignores t or was trained with another time input (TEMB001, TEMB003)",
-                        "a shifted diagonal: the schedule or T differs from training, or t is off by one",
-                        "the network is undertrained"))
+        share = float(np.mean(np.asarray(o["excess_loss"]) <= th["max_excess_loss"]))
+        d = {"diagonal_share": share}
+        ev = (f"best-fitting network time per true t: {', '.join(f'{t}->{b}' for t, b in zip(o['t'], o['best_t']))}",
+              f"loss with the true t over the row's lowest, minus 1: "
+              f"{', '.join(f'{v:.2g}' for v in o['excess_loss'])} (identified: <= {th['max_excess_loss']:g})")
+        flat = o["median_row_spread"] < th["min_row_spread"]
+        if share >= th["min_diagonal_share"] and not flat:
+            return Verdict(Status.PASS, f"the network identifies the noise level at {share:.0%} of {o['rows']} timesteps "
+                           f"(vs >= {th['min_diagonal_share']:.0%})", ev, observed=d)
+        causes = ("flat rows: the network ignores t or was trained with another time input (TEMB001, TEMB003)",
+                  "a shifted diagonal: the schedule or T differs from training, or t is off by one",
+                  "the network is undertrained")
+        if flat:
+            return Verdict(Status.FAIL, f"the network does not identify the noise level: the loss varies only "
+                           f"{o['median_row_spread']:.3f}x across the t it is given (median over rows; vs >= "
+                           f"{th['min_row_spread']:g}x), so t is ignored", ev, causes, observed=d)
+        return Verdict(Status.FAIL, f"the network identifies the noise level at only {share:.0%} of {o['rows']} "
+                       f"timesteps (vs >= {th['min_diagonal_share']:.0%}); median offset {o['median_offset_steps']:g} "
+                       "steps from the diagonal", ev, causes, observed=d)
 
     def plot(self, o: Mapping[str, Any], outdir: Path) -> list[Path]:
         from ._temb_plots import plot_matrix

@@ -21,7 +21,7 @@ FAMILIES = ["TEMB", "LOSS", "WGT", "TOY"]
 #: Statistic, the direction a false alarm pushes it, and the margin the healthy runs must keep.
 MARGINS = {("TOY001", "worst_ratio"): ("max", 0.85), ("TEMB001", "median_sensitivity"): ("min", 0.03),
            ("TEMB002", "shuffled_ratio"): ("min", 4.0), ("TEMB003", "margin"): ("min", 1.6),
-           ("TEMB004", "diagonal_share"): ("min", 0.9), ("LOSS001", "peak_skill"): ("min", 0.8),
+           ("TEMB004", "diagonal_share"): ("min", 0.8), ("LOSS001", "peak_skill"): ("min", 0.7),
            ("WGT003", "loss_ratio"): ("max", 1.5)}
 #: fixture -> (checkpoint, seeds, checks that SKIP by design: no stored schedule tensors in the
 #: reference format; an x0 target depends too weakly on the t given for TEMB002-004 to judge).
