@@ -131,6 +131,7 @@ def time_probe(pipeline: Pipeline, x0_probe: Probe, learned_target: str, generat
     ``matrix[i, j]``: mean loss at true index ``t[i]`` with the network given ``model_time(t[j])``;
     ``sensitivity[i]``: rms over j of ||out(t[j]) - out(t[i])|| / ||out(t[i])|| at fixed x_t;
     ``conventions[c][i]``: the loss at ``t[i]`` with the network given convention ``c`` of ``t[i]``.
+    Every cell averages the same ``MATRIX_SPECTRA`` probe spectra and noise draws.
     """
     x0, T, net = x0_probe.x0, pipeline.schedule.T, pipeline.network
     net.eval()
@@ -149,8 +150,9 @@ def time_probe(pipeline: Pipeline, x0_probe: Probe, learned_target: str, generat
         change = (out - out[i : i + 1]).norm(dim=2) / out[i : i + 1].norm(dim=2).clamp_min(1e-12)
         sens[i] = float(change.pow(2).mean().sqrt())
         for c, fn in TIME_CONVENTIONS.items():
-            t_row = ts[i].repeat(x0.shape[0])
-            conv[c][i] = float(per_sample_loss(pipeline, net, x0, t_row, noise[i], fn(t_row, T), learned_target)[0].mean())
+            t_row = ts[i].repeat(k)
+            conv[c][i] = float(per_sample_loss(pipeline, net, x0[:k], t_row, noise[i, :k], fn(t_row, T),
+                                               learned_target)[0].mean())
     return {"t": ts.cpu().numpy(), "matrix": matrix, "sensitivity": sens, "conventions": conv, "noise": noise,
             "kind": learned_target, "matrix_spectra": k, "spectra": int(x0.shape[0]), "T": T}
 
