@@ -27,15 +27,15 @@ __all__ = ["run_gate", "with_ignore_reasons"]
 
 
 def run_gate(checkpoint: str | os.PathLike | None, options: GateOptions, *, progress: Progress | None = None,
-             preflight: bool = False) -> Report:
+             preflight: bool = False, status: Callable[[str, float, float], None] | None = None) -> Report:
     """Run the checks on ``checkpoint`` and apply the gate: ignore reasons, strictness, baseline."""
-    run = _runner(options, progress, preflight)
+    if options.baseline is not None and not os.path.exists(options.baseline):
+        raise InputError(f"baseline checkpoint not found: {options.baseline}")
+    run = _runner(options, progress, preflight, status)
     report = run(checkpoint, options.select, options.report_dir)
     report = replace(with_ignore_reasons(report, options.ignore), strict=options.strict)
     if options.baseline is None:
         return report
-    if not os.path.exists(options.baseline):
-        raise InputError(f"baseline checkpoint not found: {options.baseline}")
     checks = load_registry().checks
     compared = quality_checks(checks, report)
     # Only the checks whose figures can be compared run again; their figures go to a subfolder.
@@ -46,14 +46,14 @@ def run_gate(checkpoint: str | os.PathLike | None, options: GateOptions, *, prog
     return replace(report, baseline=comparison)
 
 
-def _runner(options: GateOptions, progress: Progress | None,
-            preflight: bool) -> Callable[[str | os.PathLike | None, Iterable[str], Path], Report]:
+def _runner(options: GateOptions, progress: Progress | None, preflight: bool,
+            status: Callable[[str, float, float], None] | None = None) -> Callable[[str | os.PathLike | None, Iterable[str], Path], Report]:
     """``run(checkpoint, select, report_dir)`` with every other option fixed (the baseline run uses the same)."""
     def run(checkpoint: str | os.PathLike | None, select: Iterable[str], report_dir: Path) -> Report:
         return api.run_path(checkpoint, data=options.data, dataset=options.dataset, pipeline=options.pipeline,
                             device=options.device, seed=options.seed, select=select, ignore=list(options.ignore),
                             threshold=threshold_strings(options.thresholds), report_dir=report_dir,
-                            progress=progress, preflight=preflight)
+                            progress=progress, preflight=preflight, settings=options.settings, status=status)
     return run
 
 
