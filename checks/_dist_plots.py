@@ -57,7 +57,7 @@ def plot_noise(o: Mapping[str, Any], outdir: Path) -> Path:
     a1.axhline(0, color=STATUS_COLOURS["declared"], ls="--", lw=1, label="white noise")
     a1.set_xlabel("lag [pixels]")
     a1.set_ylabel("autocorrelation")
-    a1.set_title(f"lag-1: samples {o['autocorr_gen']:.3f}, real {o['autocorr_real']:.3f}", fontsize=10)
+    a1.set_title(f"structure score {o['structure']:.3f}; lag-1: samples {o['autocorr_gen']:.3f}, real {o['autocorr_real']:.3f}", fontsize=10)
     a1.legend(fontsize=8)
     a1.grid(alpha=0.3)
     values = o["_samples"].x[o["_samples"].finite].ravel()

@@ -15,6 +15,7 @@ from . import consistency as _consistency  # noqa: F401  (registers the PAR/SMP 
 from . import learned as _learned  # noqa: F401  (registers the TEMB/LOSS/WGT fixtures)
 from . import toy as _toy  # noqa: F401  (registers the TOY fixture)
 from . import probes as _probes  # noqa: F401  (registers the built-in fixtures)
+from . import samples as _samples  # noqa: F401  (registers the DIST fixtures)
 from .check import Check
 from .context import fixture
 from .data import Dataset, load_dataset

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from .data import load_dataset
 from .loading import load_pipeline, resolve_device
@@ -28,6 +28,8 @@ def run_path(
     report_dir: str | os.PathLike | None = None,
     progress: Progress | None = None,
     preflight: bool = False,
+    settings: Mapping[str, Any] | None = None,
+    status: Callable[[str, float, float], None] | None = None,
 ) -> Report:
     """Load ``checkpoint`` (and ``data``), run the checks, return the report. InputError on bad input."""
     thresholds = parse_threshold_overrides(threshold)
@@ -38,6 +40,6 @@ def run_path(
         ds = load_dataset(data, length=pipe.sample_shape[1], normaliser=pipe.normaliser, dataset=dataset)
     return run_checks(pipe, data=ds, select=select, ignore=ignore, thresholds=thresholds, seed=seed,
                       report_dir=Path(report_dir) if report_dir is not None else None, progress=progress,
-                      trained=not preflight,
+                      trained=not preflight, settings=settings, status=status,
                       meta={"checkpoint": str(checkpoint), "mode": "preflight" if preflight else "run",
                             **({"pipeline_spec": pipeline} if pipeline else {})})

@@ -52,10 +52,16 @@ def _execute(checkpoint: Optional[Path], *, preflight: bool, trust_checkpoint: b
                 disable=not err.is_terminal) as bar:
             task = bar.add_task("loading", total=None)
 
-            def progress(check_id: str, i: int, n: int) -> None:
-                bar.update(task, description=f"running {check_id}", completed=i, total=n)
+            current = ["loading"]
 
-            report = run_gate(checkpoint, options, progress=progress, preflight=preflight)
+            def progress(check_id: str, i: int, n: int) -> None:
+                current[0] = f"running {check_id}"
+                bar.update(task, description=current[0], completed=i, total=n)
+
+            def status(text: str, done: float, total: float) -> None:
+                bar.update(task, description=f"{current[0]}: {text}")
+
+            report = run_gate(checkpoint, options, progress=progress, preflight=preflight, status=status)
     except InputError as exc:
         _fail_input(err, exc)
     from .render import render_report
@@ -70,6 +76,9 @@ def _write_outputs(report, out: Console, options, json_path: Optional[Path]) -> 
     if report.baseline is not None:
         out.print("\n".join(escape(line) for line in report.baseline.lines()), highlight=False, soft_wrap=True)
     report.write_json(options.report_dir / "report.json")
+    from .html import write_html
+
+    write_html(report, options.report_dir / "report.html")
     if json_path is not None:
         report.write_json(json_path)
     if options.junit is not None:
@@ -98,6 +107,9 @@ _STRICT = typer.Option(None, "--strict/--no-strict", help="A WARN fails the run 
 _BASELINE = typer.Option(None, "--baseline", help="Promoted checkpoint: fail if a quality figure regressed against it.")
 _RTOL = typer.Option(None, "--baseline-rtol", help="Allowed relative worsening of a quality figure.  [default: 0.1]")
 _ATOL = typer.Option(None, "--baseline-atol", help="Allowed absolute worsening of a quality figure.  [default: 0]")
+_MIN_SAMPLES = typer.Option(None, "--min-samples", min=2, help="DIST: samples per batch; a certain failure stops "
+                            "after the first batch.  [default: 16]")
+_MAX_SAMPLES = typer.Option(None, "--max-samples", min=2, help="DIST: most samples drawn.  [default: 32]")
 
 
 @app.command()
@@ -111,13 +123,14 @@ def run(
     config: Optional[Path] = _CONFIG, junit: Optional[Path] = _JUNIT, strict: Optional[bool] = _STRICT,
     baseline: Optional[Path] = _BASELINE, baseline_rtol: Optional[float] = _RTOL,
     baseline_atol: Optional[float] = _ATOL,
+    min_samples: Optional[int] = _MIN_SAMPLES, max_samples: Optional[int] = _MAX_SAMPLES,
 ) -> None:
     """Run the checks against CHECKPOINT and print a pass/fail report (options also from [tool.diffcheck])."""
     _execute(checkpoint, preflight=False, trust_checkpoint=trust_checkpoint,
              data=data, dataset=dataset, pipeline=pipeline, device=device,
              seed=seed, select=select, ignore=ignore, threshold=threshold, json_path=json_path,
              report_dir=report_dir, config=config, junit=junit, strict=strict, baseline=baseline,
-             rtol=baseline_rtol, atol=baseline_atol)
+             rtol=baseline_rtol, atol=baseline_atol, min_samples=min_samples, max_samples=max_samples)
 
 
 @app.command()

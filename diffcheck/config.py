@@ -5,6 +5,7 @@
     data = "data/heldout.h5"
     select = ["FWD", "PAR", "SMP"]
     strict = true                          # a WARN fails the gate
+    max_samples = 64                       # DIST: draw up to 64 samples (default 32)
     junit = "diffcheck-junit.xml"
 
     [tool.diffcheck.thresholds]
@@ -70,8 +71,18 @@ class GateOptions:
     junit: Path | None = None
     baseline: Path | None = None
     tolerance: Tolerance = Tolerance()
+    #: Samples the DIST checks draw: at least ``min_samples`` (one batch), at most ``max_samples``
+    #: (None: diffcheck.samples.DEFAULT_SETTINGS).
+    min_samples: int | None = None
+    max_samples: int | None = None
     #: Where the configuration came from (shown in the report's meta), or None.
     source: Path | None = None
+
+    @property
+    def settings(self) -> dict[str, int]:
+        """Run settings that are not thresholds, as :func:`diffcheck.run_checks` takes them."""
+        return {k: v for k, v in (("min_samples", self.min_samples), ("max_samples", self.max_samples))
+                if v is not None}
 
     def with_flags(self, **flags: Any) -> "GateOptions":
         """These options overridden by command-line flags; a flag left as None keeps the file's value."""
@@ -223,6 +234,8 @@ _KEYS: dict[str, _Parser] = {
     "dataset": lambda v, root: {"dataset": _string(v)},
     "device": lambda v, root: {"device": _string(v)},
     "seed": lambda v, root: {"seed": _seed(v)},
+    "min_samples": lambda v, root: {"min_samples": _seed(v)},
+    "max_samples": lambda v, root: {"max_samples": _seed(v)},
     "select": lambda v, root: {"select": _ids(v)},
     "ignore": lambda v, root: {"ignore": _ignore(v)},
     "thresholds": lambda v, root: {"thresholds": _thresholds(v)},

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -24,7 +24,13 @@ __all__ = ["fixture", "FIXTURES", "Context", "BASE_FIXTURES"]
 FIXTURES: dict[str, Callable[..., Any]] = {}
 #: Fixtures the runner provides directly; ``generator`` is seeded per check (or per fixture).
 #: ``results`` maps the IDs of checks already run to their Results (order them with ``requires``).
-BASE_FIXTURES = ("pipeline", "data", "seed", "device", "report_dir", "generator", "results")
+#: ``settings`` holds run options that are not thresholds (e.g. ``min_samples``); ``status`` is a
+#: callable ``(text, done, total)`` that long fixtures report progress through (a no-op by default).
+BASE_FIXTURES = ("pipeline", "data", "seed", "device", "report_dir", "generator", "results", "settings", "status")
+
+
+def _no_status(text: str, done: float, total: float) -> None:
+    """The default ``status`` fixture: progress goes nowhere."""
 
 
 def fixture(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -41,10 +47,12 @@ class Context:
     """The fixtures of one run: computed on first use, then cached (errors too)."""
 
     def __init__(self, *, pipeline: Pipeline, data: Dataset | None, seed: int,
-                 report_dir: Path | None = None) -> None:
+                 report_dir: Path | None = None, settings: Mapping[str, Any] | None = None,
+                 status: Callable[[str, float, float], None] | None = None) -> None:
         self.seed = seed
         self._values: dict[str, Any] = {"pipeline": pipeline, "data": data, "seed": seed,
-                                        "device": pipeline.device, "report_dir": report_dir, "results": {}}
+                                        "device": pipeline.device, "report_dir": report_dir, "results": {},
+                                        "settings": dict(settings or {}), "status": status or _no_status}
         self._errors: dict[str, BaseException] = {}
 
     def generator(self, key: str) -> torch.Generator:

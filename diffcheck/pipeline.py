@@ -22,6 +22,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -116,6 +117,13 @@ class Pipeline(abc.ABC):
             yield
         finally:
             self._set_network(original)
+
+    def to_flux(self, x: np.ndarray) -> np.ndarray:
+        """The pipeline's own way from the network's space back to physical flux, for samples
+        ``x`` [n, length] (its de-normalisation). The default inverts :attr:`normaliser`; override it
+        where the pipeline de-normalises its output otherwise. Sample-quality checks (DIST) compare
+        the result with the real spectra in the units of the data file."""
+        return self.normaliser.denormalise(x)
 
     def model_time(self, t: torch.Tensor) -> torch.Tensor:
         """The time value the pipeline's loss passes its network for schedule indices ``t``.

@@ -69,11 +69,15 @@ def run_checks(
     progress: Progress | None = None,
     meta: Mapping[str, Any] | None = None,
     trained: bool = True,
+    settings: Mapping[str, Any] | None = None,
+    status: Callable[[str, float, float], None] | None = None,
 ) -> Report:
     """Run the selected checks (default: every registered one) and return the report.
 
     ``trained=False`` is the preflight: checks that judge what a network learned are left out,
     the rest (oracles, forward process, sampler contract) need no trained weights.
+    ``settings`` are run options that are not thresholds (``min_samples``, ``max_samples``);
+    ``status(text, done, total)`` receives progress from long fixtures such as sampling.
     """
     broken: tuple[tuple[str, str], ...] = ()
     if checks is None:
@@ -86,7 +90,7 @@ def run_checks(
     outdir = Path(report_dir) if report_dir is not None else None
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(pipeline=pipeline, data=data, seed=seed, report_dir=outdir)
+    ctx = Context(pipeline=pipeline, data=data, seed=seed, report_dir=outdir, settings=settings, status=status)
     start = time.perf_counter()
     results: dict[str, Result] = ctx.get("results")
     order = _order(selected)

@@ -2,8 +2,8 @@
 
 ``dist_samples`` draws in batches of ``min_samples`` (on the pipeline's device) and stops early
 once the verdict is certain, up to ``max_samples``. Certain means a failure no further sample
-could overturn: white noise (the samples keep less than a quarter of the real spectra's lag-1
-autocorrelation), or pooled flux values three times further from the real ones than the worst
+could overturn: white noise (a structure score under 0.25, where white noise scores 0 and real
+spectra 1; see :func:`diffcheck.stats.structure_score`), or pooled flux values three times further from the real ones than the worst
 of 200 real-vs-real draws of the same size. A healthy model uses ``max_samples``. Both numbers
 are run settings (``--min-samples``, ``--max-samples``) and the count used is in every DIST result.
 
@@ -25,13 +25,13 @@ from .context import fixture
 from .data import Dataset
 from .errors import InputError, Skip
 from .pipeline import Pipeline
-from .stats import lag_autocorr, null_distribution, pooled_distance
+from .stats import null_distribution, pooled_distance, structure_score
 
 __all__ = ["Reference", "SampleSet", "dist_reference", "dist_samples", "DEFAULT_SETTINGS", "sample_settings"]
 
-DEFAULT_SETTINGS: Mapping[str, int] = {"min_samples": 16, "max_samples": 64}
-#: Early stop: samples keep under this fraction of the real lag-1 autocorrelation (white noise is 0).
-STOP_AUTOCORR_RATIO = 0.25
+DEFAULT_SETTINGS: Mapping[str, int] = {"min_samples": 16, "max_samples": 32}
+#: Early stop: samples' structure score (0 white noise, 1 real spectra; see stats.structure_score) below this.
+STOP_STRUCTURE = 0.25
 #: Early stop: pooled KS D this many times the largest real-vs-real D of the same size.
 STOP_KS_FACTOR = 3.0
 NULL_DRAWS = 200
@@ -117,9 +117,9 @@ def _decided(x: np.ndarray, flux: np.ndarray, ref: Reference, rng: np.random.Gen
     ok = np.isfinite(x).all(axis=1)
     if not ok.all():
         return f"{int((~ok).sum())} samples are NaN/Inf"
-    ratio = float(np.mean(lag_autocorr(x))) / max(float(np.mean(lag_autocorr(ref.x))), 1e-12)
-    if ratio < STOP_AUTOCORR_RATIO:
-        return f"white noise: lag-1 autocorrelation ratio {ratio:.2f} < {STOP_AUTOCORR_RATIO}"
+    score = structure_score(x, ref.x)[0]
+    if score < STOP_STRUCTURE:
+        return f"white noise: structure score {score:.2f} < {STOP_STRUCTURE}"
     d = pooled_distance(flux, ref.sorted_flux)[0]
     null = null_distribution(lambda s: pooled_distance(s, ref.sorted_flux)[0], ref.pool, x.shape[0], 50, rng)
     worst = float(null.values.max())

@@ -64,6 +64,11 @@ def tiny_data(healthy) -> diffcheck.Dataset:
 _REPORTS: dict = {}
 
 
+#: Zoo members draw one batch of 16 samples for DIST (a certain failure stops there anyway); the
+#: healthy fixture draws the default count (tests/quality/test_dist_quality.py). Keeps CI near 20 min.
+ZOO_SAMPLES = {"min_samples": 16, "max_samples": 16}
+
+
 def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0) -> diffcheck.Report:
     """Run (once per session) the selected checks on the healthy fixture or a zoo member."""
     key = (name, select, seed)
@@ -71,5 +76,6 @@ def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0) -> diffch
         pipe = load_pipeline(HEALTHY_CKPT, device=diffcheck.resolve_device("cpu")) if name == "healthy" \
             else load_member(name)
         data = load_dataset(TINY_DATA, length=pipe.sample_shape[1], normaliser=pipe.normaliser)
-        _REPORTS[key] = diffcheck.run_checks(pipe, data=data, select=list(select), seed=seed)
+        _REPORTS[key] = diffcheck.run_checks(pipe, data=data, select=list(select), seed=seed,
+                                             settings=None if name == "healthy" else ZOO_SAMPLES)
     return _REPORTS[key]

@@ -54,8 +54,9 @@ def test_gaussian_noise_is_called_gaussian_noise_on_the_first_line(healthy, refe
     noise = np.random.default_rng(1).standard_normal((16, 512))
     result = _judge("DIST001", _set(healthy, noise), reference)
     assert result.status is Status.FAIL
-    assert result.summary.startswith("samples are indistinguishable from Gaussian noise: lag-1 autocorrelation")
-    assert abs(result.observed["autocorr_gen"]) < 0.05 and result.observed["gaussian"] is True
+    assert result.summary.startswith("samples are indistinguishable from Gaussian noise: structure score")
+    assert abs(result.observed["structure"]) < 0.05 and result.observed["gaussian"] is True
+    assert abs(result.observed["autocorr_gen"]) < 0.05
     assert result.observed["n_samples"] == 16
 
 

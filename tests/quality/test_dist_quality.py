@@ -1,0 +1,57 @@
+"""DIST quality: false alarms on healthy samples across seeds, and the experiment called noise early.
+
+Two kinds of healthy samples:
+- a *perfect generator*: real training-split spectra handed to the checks as samples, 20 seeds
+  at the default sample count. This measures the calibration itself (every statistic is judged
+  against real-vs-real draws, so a perfect model must pass) without the cost of sampling;
+- the trained tiny fixture with its own 1000-step ancestral sampler, seeds 0-2 at the default
+  settings (about 30 s each on 2 CPU cores; seed 0 also runs in the zoo test and the README job).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import diffcheck
+from diffcheck import Status
+from diffcheck.samples import DEFAULT_SETTINGS, SampleSet, dist_reference, sample_settings
+from diffcheck.testing import compute_check
+from tests.conftest import report_for
+
+DIST = ("DIST001", "DIST002", "DIST003", "DIST004")
+
+
+def test_a_perfect_generator_raises_no_alarm_in_20_seeds(healthy, tiny_data):
+    ref = dist_reference(healthy, tiny_data, 0)
+    n = DEFAULT_SETTINGS["max_samples"]
+    alarms, worst = [], {"DIST002_ks_factor": 0.0, "DIST003_excess": -1.0, "DIST001_structure": 9.0}
+    for seed in range(20):
+        rows = np.random.default_rng(seed).choice(ref.pool_x.shape[0], n, replace=False)
+        x = ref.pool_x[rows]
+        samples = SampleSet(x=x, flux=healthy.to_flux(x), finite=np.ones(n, bool), sampling_s=0.0,
+                            stop_reason="real spectra", settings=sample_settings(None))
+        results = {cid: compute_check(cid, dist_samples=samples, dist_reference=ref, seed=seed) for cid in DIST}
+        alarms += [(seed, cid, r.summary) for cid, r in results.items() if r.status is not Status.PASS]
+        worst["DIST002_ks_factor"] = max(worst["DIST002_ks_factor"], results["DIST002"].observed["ks_factor"])
+        o3 = results["DIST003"].observed
+        worst["DIST003_excess"] = max(worst["DIST003_excess"], o3["fraction_disagreeing"] - o3["null_fraction_q"])
+        worst["DIST001_structure"] = min(worst["DIST001_structure"], results["DIST001"].observed["structure"])
+    assert alarms == [], alarms
+    assert worst["DIST001_structure"] > 0.8, worst  # 0.5 fails
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_healthy_fixture_passes_dist_with_its_own_sampler(seed):
+    report = report_for("healthy", ("DIST",), seed)
+    bad = [r.message() for r in report.results if r.status is not Status.PASS]
+    assert bad == [], bad
+    assert report["DIST001"].observed["n_drawn"] == DEFAULT_SETTINGS["max_samples"]
+
+
+def test_the_experiments_noise_is_called_noise_within_16_samples():
+    report = report_for("eps_trained_x0_sampled", ("DIST001",), 0)
+    r = report["DIST001"]
+    assert r.status is Status.FAIL, r.message()
+    assert r.summary.startswith("samples are indistinguishable from Gaussian noise"), r.summary
+    assert r.observed["n_drawn"] <= 16
