@@ -123,11 +123,12 @@ class DIST001(Check):
             return Verdict(Status.PASS, f"samples are structured like spectra, not noise: structure score "
                            f"{score:.3f} ({share})", evidence)
         gaussian = o["gaussian_d"] < GAUSSIAN_D
-        what = "indistinguishable from Gaussian noise" if gaussian else "uncorrelated noise, not spectra"
+        what = "indistinguishable from Gaussian noise" if gaussian else "indistinguishable from (non-Gaussian) noise"
         return Verdict(
             Status.FAIL,
             f"samples are {what}: structure score {score:.3f} < {th['min_structure']:g} ({share})"
-            + (f", KS D {o['gaussian_d']:.3f} from N({o['fit_mu']:.3g}, {o['fit_sigma']:.3g}^2)" if gaussian else ""),
+            + (f", KS D {o['gaussian_d']:.3f} from N({o['fit_mu']:.3g}, {o['fit_sigma']:.3g}^2)" if gaussian
+               else f", values {o['gaussian_d']:.3f} (KS D) from the closest normal law"),
             evidence,
             ("the sampler decodes the network output with another parameterisation than training (eps "
              "trained, decoded as x0: the experiment that started diffcheck; see PAR004)",

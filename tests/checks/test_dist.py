@@ -71,7 +71,7 @@ def test_white_but_not_gaussian_noise_is_named_otherwise(healthy, reference):
     uniform = np.random.default_rng(3).uniform(-1, 1, (16, 512))
     result = _judge("DIST001", _set(healthy, uniform), reference)
     assert result.status is Status.FAIL
-    assert result.summary.startswith("samples are uncorrelated noise, not spectra")
+    assert result.summary.startswith("samples are indistinguishable from (non-Gaussian) noise: structure score")
 
 
 def test_nan_samples_fail_dist001_and_the_rest_judge_the_finite_ones(healthy, reference):
