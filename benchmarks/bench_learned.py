@@ -26,7 +26,8 @@ from diffcheck.data import load_dataset
 from diffcheck.loading import load_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
-STATISTICS = {"TOY001": ("worst_ratio", "max_error_ratio", "max"), "TEMB001": ("median_sensitivity", "min_sensitivity", "min"),
+STATISTICS = {"TOY001": ("clean_level_ratio", "max_error_ratio", "max"),
+              "TEMB001": ("median_sensitivity", "min_sensitivity", "min"),
               "TEMB002": ("shuffled_ratio", "min_shuffled_ratio", "min"), "TEMB003": ("margin", "min_margin", "min"),
               "TEMB004": ("diagonal_share", "min_diagonal_share", "min"), "LOSS001": ("peak_skill", "min_peak_skill", "min"),
               "WGT003": ("loss_ratio", "max_loss_ratio", "max")}

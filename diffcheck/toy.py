@@ -16,6 +16,7 @@ from .context import fixture
 from .data import Dataset
 from .errors import Skip
 from .learned import fresh_network, has_loss_at, mean_spectrum
+from .param import PARAMETERISATIONS, to_x0_eps
 from .pipeline import Pipeline
 from .probes import Probe, synthetic_spectra
 
@@ -73,18 +74,34 @@ def _rms(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).pow(2).mean().sqrt())
 
 
+class _Recorder(torch.nn.Module):
+    """The toy network, keeping its last raw output (what the pipeline's decoding received)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner, self.out = inner, None
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        self.out = self.inner(x_t, t, *args, **kwargs)
+        return self.out
+
+
 @torch.no_grad()
 def _evaluate(pipeline: Pipeline, net: torch.nn.Module, x0: torch.Tensor, mean: torch.Tensor, step: int,
               gen: torch.Generator) -> dict:
-    """RMS error of the toy's decoded x0 and of the trivial estimates, at one level."""
+    """RMS error of the toy's decoded x0, of the trivial estimates, and of the toy's raw output
+    decoded as each parameterisation (eps, x0, v) at one level."""
     t = torch.full((x0.shape[0],), step, dtype=torch.long, device=x0.device)
     x_t = pipeline.q_sample(x0, t, torch.randn(x0.shape, generator=gen, device=x0.device))
     net.eval()
-    with pipeline.network_replaced(net):
+    recorder = _Recorder(net)
+    with pipeline.network_replaced(recorder):
         x0_hat = pipeline.denoise(x_t, t)
-    a = float(pipeline.schedule.signal_scale()[step])
+    a, s = float(pipeline.schedule.signal_scale()[step]), float(pipeline.schedule.noise_scale()[step])
+    decoded = {kind: _rms(to_x0_eps(kind, recorder.out.double(), x_t.double(), a, s)[0], x0)
+               for kind in PARAMETERISATIONS} if recorder.out is not None else {}
     return {"t": step, "alpha_bar": a * a, "toy": _rms(x0_hat, x0), "noisy": _rms(x_t / a, x0),
-            "mean": _rms(mean.expand_as(x0), x0)}
+            "mean": _rms(mean.expand_as(x0), x0), "decoded_as": decoded}
 
 
 @fixture
