@@ -25,4 +25,5 @@ def test_check_contract(cls, healthy, tiny_data):
     assert first.summary and "\n" not in first.summary
     assert (first.status, first.summary, first.observed) == (again.status, again.summary, again.observed)
     json.dumps(first.to_dict(), allow_nan=False)
-    assert set(first.thresholds) == set(cls.thresholds)
+    if first.status is not Status.SKIP:  # a check that SKIPs (e.g. WGT005 without stored buffers) judged nothing
+        assert set(first.thresholds) == set(cls.thresholds)
