@@ -296,9 +296,11 @@ def from_trainer1d(checkpoint: str | os.PathLike | Mapping[str, Any],
     ema = {k[len("ema_model."):]: v for k, v in obj["ema"].items() if str(k).startswith("ema_model.")}
     state = ema if weights == "ema" else obj["model"]
     _load_into(sampler, state, where, f"{weights} weights")
-    online = copy.deepcopy(sampler.model)
-    online_state = {k[len("model."):]: v for k, v in obj["model"].items() if str(k).startswith("model.")}
-    _load_into(online, online_state, where, "online weights")
+    online = sampler.model  # the sampled network itself, unless it holds the EMA weights
+    if weights == "ema":
+        online = copy.deepcopy(sampler.model)
+        online_state = {k[len("model."):]: v for k, v in obj["model"].items() if str(k).startswith("model.")}
+        _load_into(online, online_state, where, "online weights")
     trainer = None
     if training is not None:
         trainer = _instantiate(training)
