@@ -157,6 +157,8 @@ class DIST002(Check):
     id = "DIST002"
     trained_only = True
     thresholds = _th({"null_quantile": 0.99, "max_ks_factor": 1.5, "max_w1_factor": 1.5})
+    #: Figures ``diffcheck run --baseline`` compares with the promoted model (same seed, same sample count).
+    quality = _th({"ks_d": "lower", "w1": "lower"})
 
     def measure(self, dist_samples: SampleSet, dist_reference: Reference,
                 generator: torch.Generator) -> dict[str, Any]:
