@@ -37,7 +37,9 @@ def invoke(*args):
 
 
 def run_args(tmp_path, ckpt=HEALTHY_CKPT, *extra):
-    return ("run", ckpt, "--data", TINY_DATA, "--device", "cpu", "--report-dir", tmp_path / "rep", *extra)
+    # One batch of 16 DIST samples: these tests are about the CLI, not sample statistics (CI time).
+    return ("run", ckpt, "--data", TINY_DATA, "--device", "cpu", "--report-dir", tmp_path / "rep",
+            "--min-samples", "16", "--max-samples", "16", *extra)
 
 
 def test_healthy_fixture_passes_every_check_and_writes_json_and_figures(tmp_path):
@@ -47,7 +49,9 @@ def test_healthy_fixture_passes_every_check_and_writes_json_and_figures(tmp_path
     fwd = [r for r in report["results"] if r["family"] == "FWD"]
     assert len(fwd) == 5 and {r["status"] for r in report["results"]} == {"PASS"}
     assert (tmp_path / "rep" / "report.json").exists()
-    for figure in ("fwd_xt_trajectory.png", "fwd_coefficients.png", "smp_marginals.png"):
+    assert (tmp_path / "rep" / "report.html").exists()
+    for figure in ("fwd_xt_trajectory.png", "fwd_coefficients.png", "smp_marginals.png", "dist_samples_grid.png",
+                   "dist_flux_hist.png", "dist_ks_map.png", "dist_power.png", "dist_reverse_process.png"):
         assert (tmp_path / "rep" / figure).stat().st_size > 10_000
     assert f"{len(report['results'])} pass in" in out and "exit code 0" in out
 
