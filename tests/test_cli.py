@@ -47,13 +47,15 @@ def test_healthy_fixture_passes_every_check_and_writes_json_and_figures(tmp_path
     assert code == 0, out
     report = json.loads((tmp_path / "out.json").read_text())
     fwd = [r for r in report["results"] if r["family"] == "FWD"]
-    assert len(fwd) == 5 and {r["status"] for r in report["results"]} == {"PASS"}
+    skipped = {r["id"]: r["summary"] for r in report["results"] if r["status"] == "SKIP"}
+    assert len(fwd) == 5 and {r["status"] for r in report["results"]} <= {"PASS", "SKIP"}, out
+    assert set(skipped) <= {"WGT005"}, skipped  # the reference format stores no schedule tensors
     assert (tmp_path / "rep" / "report.json").exists()
     assert (tmp_path / "rep" / "report.html").exists()
     for figure in ("fwd_xt_trajectory.png", "fwd_coefficients.png", "smp_marginals.png", "dist_samples_grid.png",
                    "dist_flux_hist.png", "dist_ks_map.png", "dist_power.png", "dist_reverse_process.png"):
         assert (tmp_path / "rep" / figure).stat().st_size > 10_000
-    assert f"{len(report['results'])} pass in" in out and "exit code 0" in out
+    assert f"{len(report['results']) - len(skipped)} pass" in out and "exit code 0" in out
 
 
 def test_the_experiments_bug_exits_1_and_names_eps_vs_x0(tmp_path):
