@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import torch
 
 import diffcheck
+from _results import write_results  # benchmarks/_results.py (scripts run from this folder)
 from diffcheck.data import load_dataset
 from diffcheck.normalise import Normaliser
 from diffcheck.reference.ddpm import DiffusionConfig
@@ -64,13 +63,7 @@ def main() -> None:
         print(json.dumps(rows[-1]))
     tag = args.select.replace(",", "-").lower()
     out = args.out or ROOT / "benchmarks" / "results" / f"{tag}_{device.type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": f"families {args.select}", "device": str(device),
-                               "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-                               "torch": torch.__version__, "threads": torch.get_num_threads(),
-                               "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                               "cases": rows}, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(out, f"families {args.select}", device, rows)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ DEFAULT_SETTINGS: Mapping[str, int] = {"min_samples": 16, "max_samples": 32}
 STOP_STRUCTURE = 0.25
 #: Early stop: pooled KS D this many times the largest real-vs-real D of the same size.
 STOP_KS_FACTOR = 3.0
-NULL_DRAWS = 200
+#: Real-vs-real draws behind the early-stop rule (the checks themselves use 200).
+STOP_NULL_DRAWS = 50
 #: Fractions of the sampler's steps at which one sample's x_t is kept for the reverse-process figure.
 SNAPSHOT_FRACTIONS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 1.0)
 
@@ -121,7 +122,7 @@ def _decided(x: np.ndarray, flux: np.ndarray, ref: Reference, rng: np.random.Gen
     if score < STOP_STRUCTURE:
         return f"white noise: structure score {score:.2f} < {STOP_STRUCTURE}"
     d = pooled_distance(flux, ref.sorted_flux)[0]
-    null = null_distribution(lambda s: pooled_distance(s, ref.sorted_flux)[0], ref.pool, x.shape[0], 50, rng)
+    null = null_distribution(lambda s: pooled_distance(s, ref.sorted_flux)[0], ref.pool, x.shape[0], STOP_NULL_DRAWS, rng)
     worst = float(null.values.max())
     if d > STOP_KS_FACTOR * worst:
         return f"pooled KS D {d:.3f} > {STOP_KS_FACTOR:g} x the largest real-vs-real D ({worst:.3f})"
