@@ -143,8 +143,9 @@ def plot_ks_map(o: Mapping[str, Any], outdir: Path) -> Path:
     a2.set_xlabel(xlabel)
     a2.legend(fontsize=8, ncol=3, loc="upper right")
     a2.margins(x=0)
-    fig.suptitle(f"DIST003 {o['percent_disagreeing']:g} % of wavelengths disagree (limit {o['percent_limit']:g} %), "
-                 f"{o['n_samples']} samples vs {o['n_reference']} real", fontsize=11)
+    fig.suptitle(f"DIST003 mean KS D {o['mean_pixel_d']:.3f} (limit {o['mean_d_limit']:.3f}), mean spectrum offset "
+                 f"{o['mean_offset_z']:.3f} std (limit {o['offset_limit']:.3f}); {o['percent_disagreeing']:g} % of "
+                 f"wavelengths past the critical D; {o['n_samples']} samples vs {o['n_reference']} real", fontsize=10)
     fig.tight_layout()
     return save(fig, outdir, "dist_ks_map.png")
 

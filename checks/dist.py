@@ -79,7 +79,7 @@ class DIST001(Check):
 
     def measure(self, dist_samples: SampleSet, dist_reference: Reference) -> dict[str, Any]:
         s, ref = dist_samples, dist_reference
-        out = {**_counts(s, ref), "nonfinite": int((~s.finite).sum()), "sampling_s": round(s.sampling_s, 3),
+        out = {**_counts(s, ref), "nonfinite": int((~s.finite).sum()),
                "_samples": s, "_reference": ref}
         if not s.finite.any():
             return out
@@ -213,54 +213,78 @@ class DIST002(Check):
 
 
 class DIST003(Check):
-    """Flux distributions match the real spectra's at each wavelength (KS map)"""
+    """Flux distributions match the real spectra's at each wavelength (KS map, mean spectrum)"""
 
     id = "DIST003"
     trained_only = True
-    thresholds = _th({"pixel_alpha": 0.01, "null_quantile": 0.99, "max_excess_fraction": 0.1})
+    # Two per-wavelength statistics, each judged as DIST002 judges its pooled ones (at most 1.5x
+    # the real-vs-real 99th percentile at the same n): the mean over wavelengths of the KS D, and
+    # the RMS offset of the mean spectrum in units of the real spread. Not the share of wavelengths
+    # past a critical D: neighbouring wavelengths move together (a sample set with a few more cool
+    # stars shifts thousands at once), so that share has a heavy-tailed null whose 99th percentile
+    # swung from 3 % to 31 % between seeds of 200 draws at n=32, where the mean D's swung 0.26-0.29.
+    thresholds = _th({"pixel_alpha": 0.01, "null_quantile": 0.99, "max_d_factor": 1.5, "max_offset_factor": 1.5})
+    quality = _th({"mean_pixel_d": "lower", "mean_offset_z": "lower"})
 
     def measure(self, dist_samples: SampleSet, dist_reference: Reference,
                 generator: torch.Generator) -> dict[str, Any]:
         s, ref = dist_samples, dist_reference
         _, flux = _finite(s)
-        n, m = flux.shape[0], ref.flux.shape[0]
-        d = column_ks(flux, ref.flux)
-        null = null_distribution(lambda f: column_ks(f, ref.flux), ref.pool, n, NULL_DRAWS, _rng(generator))
-        return {**_counts(s, ref), "_d": d, "_null_d": null.values, "_flux": flux, "_reference": ref,
+        mu, sd = ref.flux.mean(0), ref.flux.std(0) + 1e-12
+
+        def stats(f: np.ndarray) -> np.ndarray:  # per-wavelength KS D, then the mean spectrum's RMS offset
+            return np.append(column_ks(f, ref.flux), np.sqrt(np.mean(((f.mean(0) - mu) / sd) ** 2)))
+
+        own = stats(flux)
+        null = null_distribution(stats, ref.pool, flux.shape[0], NULL_DRAWS, _rng(generator)).values
+        d = own[:-1]
+        return {**_counts(s, ref), "_d": d, "_null_d": null[:, :-1], "_null_offset": null[:, -1],
+                "_flux": flux, "_reference": ref,
+                "mean_pixel_d": float(d.mean()), "mean_offset_z": float(own[-1]),
                 "max_pixel_d": float(d.max()),
                 "worst_pixel": int(np.argmax(d)),
                 "worst_wavelength": float(ref.wave[int(np.argmax(d))]) if ref.wave is not None else None,
-                "mean_offset_z": float(np.sqrt(np.mean(((flux.mean(0) - ref.flux.mean(0)) /
-                                                        (ref.flux.std(0) + 1e-12)) ** 2))),
-                "std_ratio_median": float(np.median(flux.std(0) / (ref.flux.std(0) + 1e-12)))}
+                "std_ratio_median": float(np.median(flux.std(0) / sd))}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        null_d, null_z = o["_null_d"].mean(axis=1), o["_null_offset"]
+        q_d, q_z = (float(np.quantile(v, th["null_quantile"])) for v in (null_d, null_z))
+        lim_d, lim_z = th["max_d_factor"] * q_d, th["max_offset_factor"] * q_z
         crit = ks_critical(o["n_samples"], o["n_reference"], th["pixel_alpha"])
         frac = float(np.mean(o["_d"] > crit))
-        null_frac = np.mean(o["_null_d"] > crit, axis=1)
-        q = float(np.quantile(null_frac, th["null_quantile"]))
-        limit = min(q + th["max_excess_fraction"], 1.0)
-        derived = {"pixel_critical_d": crit, "fraction_disagreeing": frac, "null_fraction_median": float(np.median(null_frac)),
-                   "null_fraction_q": q, "fraction_limit": limit, "percent_disagreeing": round(100 * frac, 1),
-                   "percent_limit": round(100 * limit, 1), "null_percent_q": round(100 * q, 1)}
+        derived = {"null_mean_d_median": float(np.median(null_d)), "null_mean_d_q": q_d, "mean_d_limit": lim_d,
+                   "d_factor": o["mean_pixel_d"] / max(q_d, 1e-300),
+                   "null_offset_median": float(np.median(null_z)), "null_offset_q": q_z, "offset_limit": lim_z,
+                   "offset_factor": o["mean_offset_z"] / max(q_z, 1e-300),
+                   "pixel_critical_d": crit, "fraction_disagreeing": frac, "percent_disagreeing": round(100 * frac, 1)}
         where = (f" (worst at {o['worst_wavelength']:.1f} Å, D {o['max_pixel_d']:.3f})" if o["worst_wavelength"] is not None
                  else f" (worst at pixel {o['worst_pixel']}, D {o['max_pixel_d']:.3f})")
-        evidence = (f"{100 * frac:.1f} % of wavelengths have KS D > {crit:.3f} (alpha {th['pixel_alpha']:g})" + where,
-                    f"real-vs-real at n={o['n_samples']}: median {100 * derived['null_fraction_median']:.1f} %, "
-                    f"q{100 * th['null_quantile']:g} {100 * q:.1f} %; limit {100 * limit:.1f} %",
-                    f"mean spectrum offset: RMS {o['mean_offset_z']:.3f} real standard deviations; "
+        qn = f"q{100 * th['null_quantile']:g}"
+        evidence = (f"mean KS D over wavelengths {o['mean_pixel_d']:.3f} (real-vs-real at n={o['n_samples']}: median "
+                    f"{derived['null_mean_d_median']:.3f}, {qn} {q_d:.3f}, limit {lim_d:.3f})",
+                    f"mean spectrum offset: RMS {o['mean_offset_z']:.3f} real standard deviations (real-vs-real median "
+                    f"{derived['null_offset_median']:.3f}, {qn} {q_z:.3f}, limit {lim_z:.3f})",
+                    f"{100 * frac:.1f} % of wavelengths have KS D > {crit:.3f} (alpha {th['pixel_alpha']:g})" + where,
                     f"median std ratio (samples / real) {o['std_ratio_median']:.3f}")
-        if frac <= limit:
-            return Verdict(Status.PASS, f"{100 * frac:.1f} % of wavelengths disagree with the real spectra "
-                           f"(limit {100 * limit:.1f} %)", evidence, observed=derived)
+        bad = [(name, v, lim, v / max(lim / f, 1e-300))
+               for name, v, lim, f in (("mean KS D", o["mean_pixel_d"], lim_d, th["max_d_factor"]),
+                                       ("mean spectrum offset", o["mean_offset_z"], lim_z, th["max_offset_factor"]))
+               if v > lim]
+        if not bad:
+            return Verdict(Status.PASS, f"flux matches the real spectra wavelength by wavelength: mean KS D "
+                           f"{o['mean_pixel_d']:.3f} <= {lim_d:.3f}, mean spectrum offset {o['mean_offset_z']:.3f} "
+                           f"<= {lim_z:.3f}", evidence, observed=derived)
+        name, v, lim, factor = max(bad, key=lambda b: b[3])
         return Verdict(
             Status.FAIL,
-            f"{100 * frac:.1f} % of wavelengths have a flux distribution unlike the real spectra's "
-            f"(limit {100 * limit:.1f} %; real-vs-real {th['null_quantile']:g} quantile {100 * q:.1f} %)",
+            f"flux differs from the real spectra wavelength by wavelength: {name} {v:.3f} vs at most {lim:.3f} "
+            f"({factor:.3g}x the real-vs-real {th['null_quantile']:g} quantile at n={o['n_samples']}); "
+            f"{100 * frac:.1f} % of wavelengths disagree",
             evidence,
-            ("wrong de-normalisation (offset or scale at every wavelength; see DIST002)",
-             "the model misses features at fixed wavelengths (lines, bands) or adds spurious ones",
-             "too few training steps, or a sampler bug (see PAR, SMP)"),
+            ("spectra on another wavelength grid: reversed, shifted or resampled on output",
+             "wrong de-normalisation (offset or scale at every wavelength; see DIST002)",
+             "the model misses features at fixed wavelengths (lines, bands) or adds spurious ones: too few "
+             "training steps, or a sampler bug (see PAR, SMP)"),
             observed=derived)
 
     def plot(self, o: Mapping[str, Any], outdir: Path) -> list[Path]:

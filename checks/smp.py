@@ -102,7 +102,8 @@ class SMP003(Check):
                        f"t={o['last_t']:g}",
                        causes=("the DDPM loop skips its t=0 step, leaving that step's noise in every sample",
                                "the final step adds noise (sigma_0 != 0) or does not jump to alpha_bar = 1",
-                               "clipping of x0 predictions cuts the data (see SMP006)"))
+                               "clipping of x0 predictions cuts the data (see SMP006)",
+                               "the sampler post-processes its output (smoothing, rescaling) after the last step"))
 
 
 class SMP004(Check):

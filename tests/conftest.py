@@ -69,13 +69,14 @@ _REPORTS: dict = {}
 ZOO_SAMPLES = {"min_samples": 16, "max_samples": 16}
 
 
-def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0) -> diffcheck.Report:
+def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0,
+               ignore: tuple[str, ...] = ()) -> diffcheck.Report:
     """Run (once per session) the selected checks on the healthy fixture or a zoo member."""
-    key = (name, select, seed)
+    key = (name, select, seed, ignore)
     if key not in _REPORTS:
         pipe = load_pipeline(HEALTHY_CKPT, device=diffcheck.resolve_device("cpu")) if name == "healthy" \
             else load_member(name)
         data = load_dataset(TINY_DATA, length=pipe.sample_shape[1], normaliser=pipe.normaliser)
-        _REPORTS[key] = diffcheck.run_checks(pipe, data=data, select=list(select), seed=seed,
+        _REPORTS[key] = diffcheck.run_checks(pipe, data=data, select=list(select), ignore=list(ignore), seed=seed,
                                              settings=None if name == "healthy" else ZOO_SAMPLES)
     return _REPORTS[key]

@@ -95,6 +95,20 @@ def test_a_wrong_flux_scale_fails_the_distribution_checks_but_not_the_scale_free
     assert _judge("DIST004", samples, reference).status is Status.PASS
 
 
+@pytest.mark.parametrize("n", [16, 32])
+def test_spectra_written_in_reversed_wavelength_order_fail_only_dist003(healthy, reference, n):
+    x = reference.pool_x[300:300 + n]
+    samples = SampleSet(x=x, flux=healthy.to_flux(x)[:, ::-1].copy(), finite=np.ones(n, bool), sampling_s=0.0,
+                        stop_reason="given", settings=sample_settings(None))
+    fail = _judge("DIST003", samples, reference)
+    assert fail.status is Status.FAIL, fail.message()
+    assert fail.summary.startswith("flux differs from the real spectra wavelength by wavelength")
+    assert max(fail.observed["d_factor"], fail.observed["offset_factor"]) > 1.5
+    assert f"{fail.observed['percent_disagreeing']:.1f} % of wavelengths disagree" in fail.summary
+    for cid in ("DIST002", "DIST004"):  # every value is a real one, and so is every spectrum's power
+        assert _judge(cid, samples, reference).status is Status.PASS
+
+
 def test_blurred_lines_fail_dist004_as_smoother_than_real(healthy, reference):
     samples = _set(healthy, _blur(reference.pool_x[200:248], 2.0))
     result = _judge("DIST004", samples, reference)

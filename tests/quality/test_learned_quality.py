@@ -24,8 +24,9 @@ MARGINS = {("TOY001", "clean_level_ratio"): ("max", 0.6), ("TOY001", "worst_deco
            ("TEMB002", "shuffled_ratio"): ("min", 4.0), ("TEMB003", "margin"): ("min", 1.6),
            ("TEMB004", "diagonal_share"): ("min", 0.8), ("LOSS001", "peak_skill"): ("min", 0.7),
            ("WGT003", "loss_ratio"): ("max", 1.5)}
-#: fixture -> (checkpoint, seeds, checks that SKIP by design: no stored schedule tensors in the
-#: reference format; an x0 target depends too weakly on the t given for TEMB002-004 to judge).
+#: fixture -> (checkpoint, seeds, checks that may SKIP by design: no stored schedule tensors in the
+#: reference format; an x0 target depends too weakly on the t given for TEMB002-004 to judge, so
+#: those usually SKIP and at some seeds clear the margin and PASS. Neither may WARN or FAIL.)
 HEALTHY = {
     "eps": (HEALTHY_CKPT, range(1, 6), {"WGT005"}),
     "v": (FIXTURES / "checkpoints/v_objective_tiny.pt", range(2), {"WGT005"}),
@@ -41,8 +42,8 @@ def test_no_false_alarms_across_seeds(name):
     alarms, worst = [], {}
     for seed in seeds:
         report = diffcheck.run_checks(pipe, data=data, select=FAMILIES, seed=seed)
-        expected = {r.id: Status.SKIP if r.id in skipped else Status.PASS for r in report.results}
-        alarms += [(seed, r.id, r.summary) for r in report.results if r.status is not expected[r.id]]
+        ok = {r.id: {Status.SKIP, Status.PASS} if r.id in skipped else {Status.PASS} for r in report.results}
+        alarms += [(seed, r.id, r.summary) for r in report.results if r.status not in ok[r.id]]
         for (cid, field), (side, _) in MARGINS.items():
             if cid not in skipped:
                 value = report[cid].observed[field]
