@@ -266,9 +266,9 @@ class DIST003(Check):
                     f"{derived['null_offset_median']:.3f}, {qn} {q_z:.3f}, limit {lim_z:.3f})",
                     f"{100 * frac:.1f} % of wavelengths have KS D > {crit:.3f} (alpha {th['pixel_alpha']:g})" + where,
                     f"median std ratio (samples / real) {o['std_ratio_median']:.3f}")
-        bad = [(name, v, lim, v / max(lim / f, 1e-300))
-               for name, v, lim, f in (("mean KS D", o["mean_pixel_d"], lim_d, th["max_d_factor"]),
-                                       ("mean spectrum offset", o["mean_offset_z"], lim_z, th["max_offset_factor"]))
+        bad = [(name, v, lim, factor)
+               for name, v, lim, factor in (("mean KS D", o["mean_pixel_d"], lim_d, derived["d_factor"]),
+                                            ("mean spectrum offset", o["mean_offset_z"], lim_z, derived["offset_factor"]))
                if v > lim]
         if not bad:
             return Verdict(Status.PASS, f"flux matches the real spectra wavelength by wavelength: mean KS D "
