@@ -345,7 +345,9 @@ class DIST004(Check):
               "the sampler stops early or averages (x0 prediction returned at a high noise level)")
              if smooth else
              ("residual noise: the sampler skips its last steps or adds noise after the last one (SMP003)",
-              "the network is undertrained at low noise levels")),
+              "the network is undertrained at low noise levels",
+              "a deterministic sampler (DDIM eta=0) with a network too weak for it: compare with eta=1 "
+              "(diffcheck's tiny healthy fixture: 15-17x the real power with eta=0, a PASS with eta=1)")),
             observed=derived)
 
     def plot(self, o: Mapping[str, Any], outdir: Path) -> list[Path]:

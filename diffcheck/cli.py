@@ -90,26 +90,26 @@ def _write_outputs(report, out: Console, options, json_path: Optional[Path]) -> 
 
 
 _DATA = typer.Option(None, "--data", help="HDF5 spectra file to probe with (held-out split).")
-_DATASET = typer.Option(None, "--dataset", help="Name of the flux dataset in --data.  [default: flux]")
+_DATASET = typer.Option(None, "--dataset", help="Name of the flux dataset in --data.  \\[default: flux]")
 _PIPELINE = typer.Option(None, "--pipeline", help="file.py:function(checkpoint) returning a Pipeline.")
-_DEVICE = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda[:N].  [default: auto]")
-_SEED = typer.Option(None, "--seed", help="Seed of every random draw in the run.  [default: 0]")
+_DEVICE = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda[:N].  \\[default: auto]")
+_SEED = typer.Option(None, "--seed", help="Seed of every random draw in the run.  \\[default: 0]")
 _SELECT = typer.Option(None, "--select", help="Check IDs or families to run (FWD, PAR001).")
 _IGNORE = typer.Option(None, "--ignore", help="Check IDs or families to skip.")
 _THRESHOLD = typer.Option(None, "--threshold", help="Override a threshold: ID.name=value.")
 _JSON = typer.Option(None, "--json", help="Also write the JSON report here.")
-_REPORT_DIR = typer.Option(None, "--report-dir", help="Where report.json and figures go.  [default: diffcheck-report]")
+_REPORT_DIR = typer.Option(None, "--report-dir", help="Where report.json and figures go.  \\[default: diffcheck-report]")
 _TRUST = typer.Option(False, "--trust-checkpoint",
                       help="Load a checkpoint that needs arbitrary unpickling (this runs code the file names).")
-_CONFIG = typer.Option(None, "--config", help="pyproject.toml with [tool.diffcheck] (default: the nearest one).")
+_CONFIG = typer.Option(None, "--config", help="pyproject.toml with \\[tool.diffcheck] (default: the nearest one).")
 _JUNIT = typer.Option(None, "--junit", help="Also write JUnit XML here (one testcase per check).")
 _STRICT = typer.Option(None, "--strict/--no-strict", help="A WARN fails the run (exit code 1).")
 _BASELINE = typer.Option(None, "--baseline", help="Promoted checkpoint: fail if a quality figure regressed against it.")
-_RTOL = typer.Option(None, "--baseline-rtol", help="Allowed relative worsening of a quality figure.  [default: 0.1]")
-_ATOL = typer.Option(None, "--baseline-atol", help="Allowed absolute worsening of a quality figure.  [default: 0]")
+_RTOL = typer.Option(None, "--baseline-rtol", help="Allowed relative worsening of a quality figure.  \\[default: 0.1]")
+_ATOL = typer.Option(None, "--baseline-atol", help="Allowed absolute worsening of a quality figure.  \\[default: 0]")
 _MIN_SAMPLES = typer.Option(None, "--min-samples", min=2, help="DIST: samples per batch; a certain failure stops "
-                            "after the first batch.  [default: 16]")
-_MAX_SAMPLES = typer.Option(None, "--max-samples", min=2, help="DIST: most samples drawn.  [default: 32]")
+                            "after the first batch.  \\[default: 16]")
+_MAX_SAMPLES = typer.Option(None, "--max-samples", min=2, help="DIST: most samples drawn.  \\[default: 32]")
 
 
 @app.command()
@@ -125,7 +125,7 @@ def run(
     baseline_atol: Optional[float] = _ATOL,
     min_samples: Optional[int] = _MIN_SAMPLES, max_samples: Optional[int] = _MAX_SAMPLES,
 ) -> None:
-    """Run the checks against CHECKPOINT and print a pass/fail report (options also from [tool.diffcheck])."""
+    """Run the checks against CHECKPOINT and print a pass/fail report (options also from \\[tool.diffcheck])."""
     _execute(checkpoint, preflight=False, trust_checkpoint=trust_checkpoint,
              data=data, dataset=dataset, pipeline=pipeline, device=device,
              seed=seed, select=select, ignore=ignore, threshold=threshold, json_path=json_path,
@@ -171,7 +171,7 @@ def list_checks(
         table.add_row(c.id, c.title(), ", ".join(sorted(c.requires)), th)
     out.print(table)
     for name, msg in registry.broken:
-        err.print(f"[bold magenta]plugin {name!r} failed to load:[/] {msg}")
+        err.print(f"[bold magenta]plugin {name!r} failed to load:[/] {escape(msg)}")
 
 
 def main() -> None:

@@ -95,6 +95,14 @@ def test_list_shows_checks_and_thresholds():
     assert "FWD001" in out and "max_coef_error=0.01" in out
 
 
+def test_help_keeps_its_square_brackets(monkeypatch):
+    # rich reads "[tool.diffcheck]" and "[default: 32]" as markup tags and drops them unless escaped
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out = invoke("run", "--help")
+    assert code == 0
+    assert "[tool.diffcheck]" in out and "[default: 32]" in out and "[default: auto]" in out
+
+
 def _truncated(tmp_path):
     p = tmp_path / "trunc.pt"
     p.write_bytes(HEALTHY_CKPT.read_bytes()[:5000])

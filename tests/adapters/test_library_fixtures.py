@@ -1,9 +1,8 @@
 """The healthy library fixtures (fixtures/zoo.toml [[library]]) pass every check through their adapter.
 
 Every registered check runs; a SKIP is allowed only where the member declares it (`skips`) and it
-carries its reason. A member that is not yet healthy declares what still fails (`known_failures`,
-with the reason in zoo.toml); any other FAIL, WARN or ERROR fails the test. The library bug members are [[bug]] entries of the same file and run in
-tests/quality/test_zoo_quality.py with the rest of the zoo.
+carries its reason; any FAIL, WARN or ERROR fails the test. The library bug members are [[bug]]
+entries of the same file and run in tests/quality/test_zoo_quality.py with the rest of the zoo.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ def test_healthy_library_fixture_passes_every_check(name):
     report = report_for(name)
     flagged = {r.id: f"{r.status.value}: {r.summary}" for r in report.results
                if r.status in (Status.FAIL, Status.WARN, Status.ERROR)}
-    assert set(flagged) <= set(LIBRARY[name].get("known_failures", [])), flagged
+    assert flagged == {}, flagged
     skipped = {r.id: r.summary for r in report.results if r.status is Status.SKIP}
     assert set(skipped) <= set(LIBRARY[name].get("skips", [])), skipped
     assert all(reason.strip() for reason in skipped.values()), skipped

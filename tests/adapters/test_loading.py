@@ -42,7 +42,7 @@ def test_a_trainer1d_checkpoint_asks_for_the_ten_line_file(tmp_path):
     assert code == 2
     line = one_line_error(out)
     assert re.search(r"is a denoising-diffusion-pytorch Trainer1D checkpoint \(step \d+, version 2\.\d+\.\d+, "
-                     r"T=1000, trained with objective pred_noise, Unet1D dim 8, 1 input channel", line), line
+                     r"T=1000, trained with objective pred_noise, Unet1D dim 16, 1 input channel", line), line
     assert "copy examples/trainer1d_pipeline.py" in line
     assert line.endswith(f"--pipeline trainer1d_pipeline.py:build"), line
 
