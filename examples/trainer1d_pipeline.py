@@ -9,7 +9,8 @@ from diffcheck.adapters.ddp import GaussianDiffusion1D, Unet1D, from_trainer1d
 def make_diffusion():
     """1. Your training script's Unet1D and GaussianDiffusion1D, with the same arguments."""
     model = Unet1D(dim=16, dim_mults=(1, 2, 2), channels=1, attn_heads=2, attn_dim_head=8)
-    return GaussianDiffusion1D(model, seq_length=512, timesteps=1000, sampling_timesteps=100, objective="pred_noise")
+    return GaussianDiffusion1D(model, seq_length=512, timesteps=1000, sampling_timesteps=100, ddim_sampling_eta=1.0,
+                               objective="pred_noise")
 
 
 def build(checkpoint):

@@ -31,7 +31,7 @@ def test_the_documented_file_is_about_ten_lines_of_code():
 def test_objective_schedule_and_weights_are_read_from_the_object_and_checkpoint(example):
     d = example.describe()
     assert (d["objective"], d["checkpoint_objective"], d["sampler"], d["schedule"]) == \
-        ("pred_noise", "pred_noise", "ddim 100 steps, eta 0", "cosine")
+        ("pred_noise", "pred_noise", "ddim 100 steps, eta 1", "cosine")
     assert d["weights"] == "ema" and d["step"] > 0 and d["library_version"].startswith("2.")
     info = example.weights_info()
     assert info.online is not None and info.online is not example.network and info.ema_decay == 0.995
