@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from diffcheck.check import Check
-from diffcheck.consistency import TRAJECTORY_Z
+from diffcheck.consistency import LANDING_RATIO, TRAJECTORY_Z, identify_decoding
 from diffcheck.errors import Skip
 from diffcheck.param import PARAMETERISATIONS
 from diffcheck.results import Result, Status, Verdict
@@ -64,40 +64,46 @@ class PAR002(Check):
     """The sampler decodes the network output as exactly one parameterisation (by oracle)"""
 
     id = "PAR002"
-    thresholds = _th({"max_error_ratio": 1e-2, "max_trajectory_z": TRAJECTORY_Z})
+    thresholds = _th({"max_error_ratio": LANDING_RATIO, "max_trajectory_z": TRAJECTORY_Z})
 
     def measure(self, sampler_oracles: dict) -> dict[str, Any]:
         runs = sampler_oracles["runs"]
         errors = {k: r["max_error"] for k, r in runs.items()}
         best, second = _ranked(errors)[:2]
-        # Where two land alike (a sampler that stops early), the trajectory decides: under the right
-        # decoding (x_t - a x0*)/s stays unit-variance noise at every step.
+        # Where two land alike (every sampler's last steps barely tell eps from v), the trajectory
+        # decides: under the right decoding (x_t - a x0*)/s stays N(0, 1) noise at every step.
         return {**{f"error_{k}": v for k, v in errors.items()},
-                **{f"trajectory_z_{k}": r["residual_dev_z"] for k, r in runs.items()},
+                **{f"mean_z_{k}": r["mean_z"] for k, r in runs.items()},
+                **{f"spread_z_{k}": r["spread_z"] for k, r in runs.items()},
                 "best": best, "error_ratio": errors[best] / max(errors[second], 1e-300)}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
         errors = {k: o[f"error_{k}"] for k in PARAMETERISATIONS}
+        runs = {k: {"max_error": errors[k], "mean_z": o[f"mean_z_{k}"], "spread_z": o[f"spread_z_{k}"]}
+                for k in PARAMETERISATIONS}
+        identified, how = identify_decoding(runs, th["max_error_ratio"], th["max_trajectory_z"])
         evidence = (f"max |sample - x0*| of the pipeline's own sampler with a point oracle for x0* in place of the "
-                    f"network: {_fmt(errors)}",
-                    "trajectory deviation, max |log std((x_t - a x0*)/s)| in standard errors: "
-                    + _fmt({k: o[f"trajectory_z_{k}"] for k in PARAMETERISATIONS}))
-        consistent = [k for k in PARAMETERISATIONS if o[f"trajectory_z_{k}"] <= th["max_trajectory_z"]]
-        if o["error_ratio"] <= th["max_error_ratio"]:
-            identified = o["best"]
-        elif len(consistent) == 1:
-            identified = consistent[0]
-        else:
-            identified = None
+                    f"network: {_fmt(errors)} (ratio of the best to the next {o['error_ratio']:.3g}; one decoding "
+                    f"identifies itself by landing at <= {th['max_error_ratio']:g})",
+                    "trajectory mean, max |projection of (x_t - a x0*)/s on x0*| in standard errors: "
+                    + _fmt({k: o[f"mean_z_{k}"] for k in PARAMETERISATIONS})
+                    + f" (consistent at <= {th['max_trajectory_z']:g})",
+                    "trajectory spread, max |log std((x_t - a x0*)/s)| in standard errors: "
+                    + _fmt({k: o[f"spread_z_{k}"] for k in PARAMETERISATIONS})
+                    + " (breaks a tie of means; samplers adding more than the posterior noise, e.g. DDPM's "
+                      "sigma^2 = beta, exceed it by design)")
         if identified is not None:
-            return Verdict(Status.PASS, f"sampler decodes the output as {identified} (landing error {_fmt(errors)})",
-                           evidence, observed={"identified": identified})
-        summary = (f"the sampler decodes no parameterisation consistently (best {o['best']}: error "
-                   f"{errors[o['best']]:.3g}, ratio to the next {o['error_ratio']:.3g} vs <= {th['max_error_ratio']:g})")
+            by = {"landing": "its landing", "mean": "its trajectory mean", "spread": "its trajectory spread"}[how]
+            return Verdict(Status.PASS, f"sampler decodes the output as {identified} (identified by {by}; landing "
+                           f"error {_fmt(errors)})", evidence, observed={"identified": identified, "identified_by": how})
+        summary = (f"the sampler decodes no parameterisation consistently ({how}: best landing {o['best']} at "
+                   f"{errors[o['best']]:.3g}, ratio to the next {o['error_ratio']:.3g} vs <= {th['max_error_ratio']:g}; "
+                   f"trajectory mean z {_fmt({k: o[f'mean_z_{k}'] for k in PARAMETERISATIONS})} vs <= "
+                   f"{th['max_trajectory_z']:g})")
         causes = ("the sampler's schedule differs from the training schedule (T, betas, linear vs cosine)",
                   "timesteps indexed off by one or mapped to the wrong alpha_bar in the sampler",
                   "a conversion formula is wrong (eps -> x0, v -> x0), or eps is not recomputed after clipping")
-        return Verdict(Status.FAIL, summary, evidence, causes, observed={"identified": None})
+        return Verdict(Status.FAIL, summary, evidence, causes, observed={"identified": None, "identified_by": None})
 
 
 class PAR003(Check):

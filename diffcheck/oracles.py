@@ -81,19 +81,32 @@ class ExactOracle(_ScheduleOracle):
     """Knows the clean x0: one spectrum [1, C, L] (a point data set) or the loss's batch [B, C, L]
     (row i of x_t comes from row i of x0). Returns the exact target of ``kind`` for each call.
 
-    ``residual_std`` records, per call, the std of (x_t - a x0) / s: exactly N(0, 1) noise, so
-    about 1, at every step of a sampler that decodes this oracle's output correctly.
+    Per call it records two statistics of the residual r = (x_t - a x0) / s, which a sampler that
+    decodes this oracle's output correctly keeps distributed as q(x_t | x0) prescribes, N(0, I):
+
+    - ``residual_mean_z``: the projection of r on the direction of x0, summed over the batch and
+      divided by sqrt(batch) and by r's std: N(0, 1) whatever noise level the sampler adds,
+      because every sampler's mean step E[x_{t-1}] = a_{t-1} x0 holds for an exact x0;
+    - ``residual_std``: the std of r, 1 only where the sampler also adds the posterior noise
+      level (DDIM with any eta, DDPM with the posterior variance; not DDPM's sigma^2 = beta).
     """
 
     def __init__(self, x0: torch.Tensor, schedule: Schedule, kind: str) -> None:
         super().__init__(schedule, kind)
         self.x0 = x0.detach().double()
         self.residual_std: list[float] = []
+        self.residual_mean_z: list[float] = []
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         a, s = self.coefficients(x_t, t)
         x0 = self.x0.to(x_t.device)
-        self.residual_std.append(float(((x_t.double() - a * x0) / s).std()))
+        r = (x_t.double() - a * x0) / s
+        std = r.std()
+        direction = x0.expand_as(r).flatten(1)
+        direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-300)
+        along = (r.flatten(1) * direction).sum(1)
+        self.residual_std.append(float(std))
+        self.residual_mean_z.append(float(along.sum() / (along.numel() ** 0.5 * std.clamp_min(1e-300))))
         return self.emit(x0, x_t, a, s)
 
 

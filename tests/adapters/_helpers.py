@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -31,3 +32,16 @@ def one_line_error(out: str) -> str:
     lines = [line for line in out.splitlines() if line.strip()]
     assert len(lines) == 1, out
     return lines[0]
+
+
+def diffusers_variant(tmp_path, folder: str, *, eta: float | None = None, **scheduler) -> Path:
+    """A copy of a library folder with scheduler config keys (and the sidecar's eta) replaced."""
+    import json
+    import shutil
+
+    out = tmp_path / folder
+    shutil.copytree(LIBRARIES / folder, out)
+    for path, changes in ((out / "scheduler" / "scheduler_config.json", scheduler),
+                          (out / "diffcheck.json", {} if eta is None else {"eta": eta})):
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    return out

@@ -10,7 +10,7 @@ import torch
 
 from diffcheck.errors import InputError, Skip
 from diffcheck.loading import load_pipeline
-from tests.adapters._helpers import LIBRARIES, needs_diffusers
+from tests.adapters._helpers import LIBRARIES, diffusers_variant, needs_diffusers
 
 pytestmark = needs_diffusers
 CPU = torch.device("cpu")
@@ -94,3 +94,24 @@ def test_only_diffusers_classes_are_instantiated(tmp_path):
     config.write_text(json.dumps({**json.loads(config.read_text()), "_class_name": "os.system"}))
     with pytest.raises(InputError, match="names 'os.system', which is not a diffusers class"):
         load_pipeline(folder, device=CPU)
+
+
+@pytest.mark.parametrize(("folder", "changes", "decoded"), [
+    # stochastic DDIM: read as v, an eps oracle lands within 10x of the v one (every sampler's last
+    # steps barely tell eps from v); the trajectory mean tells them apart
+    ("diffusers_v_mismatch", {"eta": 1.0}, "v"),
+    ("diffusers_ddim50_leading", {"eta": 1.0}, "eps"),
+    # DDPM with sigma^2 = beta adds more than the posterior noise: the spread is off by design, the mean is not
+    ("diffusers_ddpm", {"variance_type": "fixed_large"}, "eps"),
+    ("diffusers_ddpm", {"variance_type": "fixed_large", "prediction_type": "v_prediction"}, "v"),
+], ids=["ddim-eta1-v", "ddim-eta1-eps", "ddpm-fixed-large-eps", "ddpm-fixed-large-v"])
+def test_PAR002_identifies_the_decoding_of_stochastic_and_noisier_samplers(tmp_path, folder, changes, decoded):
+    import diffcheck
+
+    pipe = load_pipeline(diffusers_variant(tmp_path, folder, **changes), device=CPU)
+    result = diffcheck.run_checks(pipe, select=["PAR002"], seed=0)["PAR002"]
+    assert result.status is diffcheck.Status.PASS, result.message()
+    assert (result.observed["identified"], result.observed["identified_by"]) == (decoded, "mean")
+    assert result.observed["error_ratio"] > result.thresholds["max_error_ratio"]  # the landing alone cannot tell
+    wrong = min(result.observed[f"mean_z_{k}"] for k in ("eps", "x0", "v") if k != decoded)
+    assert result.observed[f"mean_z_{decoded}"] < 4.5 and wrong > 9, result.observed
