@@ -33,7 +33,8 @@ GAUSSIAN_D = 0.05
 
 
 def _rng(generator: torch.Generator) -> np.random.Generator:
-    return np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
+    # drawn on the generator's own device (a CUDA generator cannot drive a CPU draw)
+    return np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)))
 
 
 def _finite(s: SampleSet) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +62,8 @@ def _gaussian_fit(values: np.ndarray) -> dict[str, float]:
     clipped = max(at_lo, at_hi) > 0.005
     if not clipped:
         return {"mu": mu, "sigma": sigma, "clip_fraction": 0.0,
-                "gaussian_d": float(sps.kstest(v, "norm", args=(mu, sigma)).statistic)}
+                "gaussian_d": float(sps.kstest((v - mu) / sigma, "norm").statistic)}  # standardised here: newer
+                # scipy's kstest(..., "norm", args=(mu, sigma)) passes the args to ndtr, which takes none
     inner = v[(v > lo) & (v < hi)]
     p_lo, p_hi = sps.norm.cdf(lo, mu, sigma), sps.norm.sf(hi, mu, sigma)
     span = max(1.0 - p_lo - p_hi, 1e-12)
