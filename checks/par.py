@@ -75,7 +75,8 @@ class PAR002(Check):
         return {**{f"error_{k}": v for k, v in errors.items()},
                 **{f"mean_z_{k}": r["mean_z"] for k, r in runs.items()},
                 **{f"spread_z_{k}": r["spread_z"] for k, r in runs.items()},
-                "best": best, "error_ratio": errors[best] / max(errors[second], 1e-300)}
+                "best": best, "error_ratio": errors[best] / max(errors[second], 1e-300),
+                "oracle_batch": sampler_oracles["batch"]}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
         errors = {k: o[f"error_{k}"] for k in PARAMETERISATIONS}
@@ -85,7 +86,8 @@ class PAR002(Check):
         evidence = (f"max |sample - x0*| of the pipeline's own sampler with a point oracle for x0* in place of the "
                     f"network: {_fmt(errors)} (ratio of the best to the next {o['error_ratio']:.3g}; one decoding "
                     f"identifies itself by landing at <= {th['max_error_ratio']:g})",
-                    "trajectory mean, max |projection of (x_t - a x0*)/s on x0*| in standard errors: "
+                    f"trajectory mean over {o['oracle_batch']} oracle samples, max |projection of (x_t - a x0*)/s on "
+                    "x0*| in standard errors: "
                     + _fmt({k: o[f"mean_z_{k}"] for k in PARAMETERISATIONS})
                     + f" (consistent at <= {th['max_trajectory_z']:g})",
                     "trajectory spread, max |log std((x_t - a x0*)/s)| in standard errors: "
