@@ -31,6 +31,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--diffcheck-device", metavar="DEVICE", default=None, help="auto, cpu or cuda[:N].")
     group.addoption("--diffcheck-seed", metavar="N", type=int, default=None, help="Seed of the run.")
     group.addoption("--diffcheck-strict", action="store_true", default=None, help="A WARN fails its item.")
+    group.addoption("--diffcheck-trust-checkpoint", action="store_true", default=False,
+                    help="Load a checkpoint that needs arbitrary unpickling (this runs code the file names).")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -76,6 +76,10 @@ class DIST001(Check):
     """Samples are not noise: their variance sits at large scales, as in real spectra"""
 
     id = "DIST001"
+    explains = frozenset({"DIST002", "DIST003", "DIST004"})
+    next_step = ("plot a few samples next to real spectra (dist_samples_grid.png); if no PAR or SMP check failed, "
+                 "compare the sampling script with the training script line by line: objective, schedule, t scale, "
+                 "weights loaded")
     trained_only = True
     thresholds = _th({"min_structure": 0.5})
 
@@ -157,8 +161,13 @@ class DIST002(Check):
     """Pooled flux values of samples match the real spectra's (KS D and Wasserstein, calibrated)"""
 
     id = "DIST002"
+    explains = frozenset({"DIST003"})
+    next_step = ("compare the samples' flux range with the data's (dist_flux_hist.png): Pipeline.to_flux must invert "
+                 "the normalisation training used, with the same constants; then compare with a longer-trained "
+                 "checkpoint")
     trained_only = True
-    thresholds = _th({"null_quantile": 0.99, "max_ks_factor": 1.5, "max_w1_factor": 1.5})
+    thresholds = _th({"max_ks_factor": 1.5, "max_w1_factor": 1.5, "null_quantile": 0.99})
+    threshold_bounds = _th({"null_quantile": (0.0, 1.0)})
     #: Figures ``diffcheck run --baseline`` compares with the promoted model (same seed, same sample count).
     quality = _th({"ks_d": "lower", "w1": "lower"})
 
@@ -218,6 +227,8 @@ class DIST003(Check):
     """Flux distributions match the real spectra's at each wavelength (KS map, mean spectrum)"""
 
     id = "DIST003"
+    next_step = ("compare the mean spectra in dist_ks_map.png: a mirrored or shifted pattern means the wavelength "
+                 "order or grid of the output differs; an offset everywhere, the de-normalisation")
     trained_only = True
     # Two per-wavelength statistics, each judged as DIST002 judges its pooled ones (at most 1.5x
     # the real-vs-real 99th percentile at the same n): the mean over wavelengths of the KS D, and
@@ -225,7 +236,11 @@ class DIST003(Check):
     # past a critical D: neighbouring wavelengths move together (a sample set with a few more cool
     # stars shifts thousands at once), so that share has a heavy-tailed null whose 99th percentile
     # swung from 3 % to 31 % between seeds of 200 draws at n=32, where the mean D's swung 0.26-0.29.
-    thresholds = _th({"pixel_alpha": 0.01, "null_quantile": 0.99, "max_d_factor": 1.5, "max_offset_factor": 1.5})
+    thresholds = _th({"max_d_factor": 1.5, "max_offset_factor": 1.5, "null_quantile": 0.99})
+    threshold_bounds = _th({"null_quantile": (0.0, 1.0)})
+    #: Significance of the per-wavelength KS critical D behind "x % of wavelengths disagree": the
+    #: share is reported, not judged (see above), so its alpha is not a threshold.
+    PIXEL_ALPHA = 0.01
     quality = _th({"mean_pixel_d": "lower", "mean_offset_z": "lower"})
 
     def measure(self, dist_samples: SampleSet, dist_reference: Reference,
@@ -252,13 +267,14 @@ class DIST003(Check):
         null_d, null_z = o["_null_d"].mean(axis=1), o["_null_offset"]
         q_d, q_z = (float(np.quantile(v, th["null_quantile"])) for v in (null_d, null_z))
         lim_d, lim_z = th["max_d_factor"] * q_d, th["max_offset_factor"] * q_z
-        crit = ks_critical(o["n_samples"], o["n_reference"], th["pixel_alpha"])
+        crit = ks_critical(o["n_samples"], o["n_reference"], self.PIXEL_ALPHA)
         frac = float(np.mean(o["_d"] > crit))
         derived = {"null_mean_d_median": float(np.median(null_d)), "null_mean_d_q": q_d, "mean_d_limit": lim_d,
                    "d_factor": o["mean_pixel_d"] / max(q_d, 1e-300),
                    "null_offset_median": float(np.median(null_z)), "null_offset_q": q_z, "offset_limit": lim_z,
                    "offset_factor": o["mean_offset_z"] / max(q_z, 1e-300),
-                   "pixel_critical_d": crit, "fraction_disagreeing": frac, "percent_disagreeing": round(100 * frac, 1)}
+                   "pixel_alpha": self.PIXEL_ALPHA, "pixel_critical_d": crit, "fraction_disagreeing": frac,
+                   "percent_disagreeing": round(100 * frac, 1)}
         where = (f" (worst at {o['worst_wavelength']:.1f} Å, D {o['max_pixel_d']:.3f})" if o["worst_wavelength"] is not None
                  else f" (worst at pixel {o['worst_pixel']}, D {o['max_pixel_d']:.3f})")
         qn = f"q{100 * th['null_quantile']:g}"
@@ -266,7 +282,7 @@ class DIST003(Check):
                     f"{derived['null_mean_d_median']:.3f}, {qn} {q_d:.3f}, limit {lim_d:.3f})",
                     f"mean spectrum offset: RMS {o['mean_offset_z']:.3f} real standard deviations (real-vs-real median "
                     f"{derived['null_offset_median']:.3f}, {qn} {q_z:.3f}, limit {lim_z:.3f})",
-                    f"{100 * frac:.1f} % of wavelengths have KS D > {crit:.3f} (alpha {th['pixel_alpha']:g})" + where,
+                    f"{100 * frac:.1f} % of wavelengths have KS D > {crit:.3f} (alpha {self.PIXEL_ALPHA:g})" + where,
                     f"median std ratio (samples / real) {o['std_ratio_median']:.3f}")
         bad = [(name, v, lim, factor)
                for name, v, lim, factor in (("mean KS D", o["mean_pixel_d"], lim_d, derived["d_factor"]),
@@ -299,8 +315,11 @@ class DIST004(Check):
     """Samples keep the real spectra's small-scale structure (power per frequency band)"""
 
     id = "DIST004"
+    next_step = ("see dist_power.png: smoother than real means blur or too few steps; noisier means residual noise "
+                 "(the last step) or DDIM eta=0 on a weak network, so compare with eta=1")
     trained_only = True
-    thresholds = _th({"null_quantile": 0.995, "log10_tolerance": 0.1})
+    thresholds = _th({"log10_tolerance": 0.1, "null_quantile": 0.995})
+    threshold_bounds = _th({"null_quantile": (0.0, 1.0)})
 
     def measure(self, dist_samples: SampleSet, dist_reference: Reference,
                 generator: torch.Generator) -> dict[str, Any]:

@@ -24,10 +24,30 @@ __all__ = ["FWD001", "FWD002", "FWD003", "FWD004", "FWD005"]
 _th = MappingProxyType
 
 
+def _nonfinite_t(m: dict) -> list[int]:
+    """Timesteps of forward_moments where q_sample's x_t held NaN or Inf (its moments are not finite)."""
+    bad = ~(np.isfinite(m["a_hat"]) & np.isfinite(m["s_hat"]))
+    return [int(t) for t in np.asarray(m["t"])[bad]]
+
+
+def _nonfinite_verdict(o: Mapping[str, Any]) -> Verdict:
+    """FAIL: q_sample returned NaN or Inf, so no moment of x_t can be judged (never a PASS or WARN)."""
+    bad, n = o["nonfinite_t"], len(o["t"])
+    return Verdict(Status.FAIL, f"q_sample returns NaN or Inf at {len(bad)} of {n} probed timesteps (first t={bad[0]})",
+                   (f"non-finite x_t at t = {', '.join(map(str, bad[:12]))}{', ...' if len(bad) > 12 else ''}",),
+                   ("a division by sqrt(1 - alpha_bar) or sqrt(alpha_bar) that reaches 0",
+                    "alpha_bar indexed past its end, or betas outside (0, 1)",
+                    "NaN in the data batch (see --data)"))
+
+
 class FWD001(Check):
     """x_t moments over noise draws match sqrt(alpha_bar_t)*x0 and sqrt(1-alpha_bar_t)"""
 
     id = "FWD001"
+    explains = frozenset({"FWD003", "FWD004", "PAR001", "TEMB002", "TEMB004", "LOSS001", "TOY001", "DIST"})
+    next_step = ("print your q_sample's signal and noise coefficients at a few t next to sqrt(alpha_bar_t) and "
+                 "sqrt(1 - alpha_bar_t) of the declared schedule: the same T and betas, no off-by-one, and the noise "
+                 "scaled by the square root of 1 - alpha_bar")
     thresholds = _th({"max_coef_error": 0.01, "z_margin": 5.0, "max_shape_ratio": 2.0})
 
     def measure(self, pipeline: Pipeline, forward_moments: dict, forward_trajectory: dict) -> dict[str, Any]:
@@ -39,10 +59,13 @@ class FWD001(Check):
             "signal_se": m["se_a"].tolist(), "noise_se": m["se_s"].tolist(),
             "max_shape_ratio": float(m["shape_ratio"].max()),
             "median_timestep_shift": _timestep_shift(pipeline.schedule.signal_scale(), m),
+            "nonfinite_t": _nonfinite_t(m),
             "_trajectory": forward_trajectory,
         }
 
     def judge(self, observed: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        if observed["nonfinite_t"]:
+            return _nonfinite_verdict(observed)
         o = dict(observed)
         a, s = np.array(o["signal"]), np.array(o["noise"])
         da, ds = np.abs(a - o["declared_signal"]), np.abs(s - o["declared_noise"])
@@ -104,7 +127,12 @@ class FWD002(Check):
     """x_t is not re-normalised per sample (its statistics follow x0's)"""
 
     id = "FWD002"
+    explains = frozenset({"FWD001", "FWD003", "PAR001", "TEMB002", "TEMB004", "LOSS001", "TOY001", "DIST"})
+    next_step = ("remove the per-sample normalisation of x_t ((x - mean) / std, min-max) from q_sample and the "
+                 "training step: x_t must be sqrt(alpha_bar)·x0 + sqrt(1 - alpha_bar)·eps; normalise x0 once, in the "
+                 "data loader")
     thresholds = _th({"min_response": 0.8, "min_affine_r2": 0.9})
+    threshold_bounds = _th({"min_affine_r2": (0.0, 1.0)})
     #: Probes span a factor 4 in amplitude and +-0.4 in offset around the given spectra.
     SCALES, SHIFTS, MIN_ALPHA_BAR = (0.25, 1.0), (-0.4, 0.4), 0.9
 
@@ -173,15 +201,24 @@ class FWD003(Check):
     """x_T, the end of the forward process, is distributed as N(0, 1)"""
 
     id = "FWD003"
+    explains = frozenset({"DIST"})
+    next_step = ("look at q_sample(x0, T-1, noise): if the schedule leaves signal there, see FWD004 (beta_end, T); "
+                 "otherwise check the noise draw (torch.randn, not rand) and its scale")
     thresholds = _th({"warn_ks_d": 0.01, "fail_ks_d": 0.05})
 
     def measure(self, forward_moments: dict) -> dict[str, Any]:
         x_T = forward_moments["x_T"].astype(np.float64)
         res = stats.kstest(x_T, "norm")
         return {"ks_d": float(res.statistic), "n": int(x_T.size), "mean": float(x_T.mean()),
-                "std": float(x_T.std()), "t": int(forward_moments["t"][-1])}
+                "std": float(x_T.std()), "t": int(forward_moments["t"][-1]),
+                "nonfinite_values": int((~np.isfinite(x_T)).sum())}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        if o["nonfinite_values"]:
+            return Verdict(Status.FAIL, f"x_T, the sampler's starting point, holds NaN or Inf: {o['nonfinite_values']} "
+                           f"of {o['n']} values at t={o['t']}",
+                           causes=("q_sample divides by a coefficient that reaches 0 at t=T-1",
+                                   "alpha_bar indexed past its end at the last timestep"))
         evidence = (f"KS D={o['ks_d']:.4f} against N(0,1) over n={o['n']} values of x_T at t={o['t']}; "
                     f"mean {o['mean']:+.4f}, std {o['std']:.4f}",)
         if o["ks_d"] <= th["warn_ks_d"]:
@@ -200,6 +237,9 @@ class FWD004(Check):
     """Terminal SNR is near zero: no data leaks into x_T"""
 
     id = "FWD004"
+    explains = frozenset({"FWD003", "SMP001", "DIST"})
+    next_step = ("raise beta_end or T, or use a schedule whose alpha_bar_T is ~0 (cosine, or rescaled to zero "
+                 "terminal SNR): the sampler starts from N(0, 1), which is not what training saw at T")
     thresholds = _th({"max_terminal_snr": 1e-3})
 
     def measure(self, pipeline: Pipeline, forward_moments: dict) -> dict[str, Any]:
@@ -211,6 +251,11 @@ class FWD004(Check):
                 "t": int(m["t"][-1])}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        if not np.isfinite(o["terminal_snr"]):
+            return Verdict(Status.FAIL, f"terminal SNR is not finite ({o['terminal_snr']}): q_sample returns NaN or "
+                           f"Inf at t={o['t']}, so what the sampler starts from is unknown",
+                           causes=("q_sample divides by a coefficient that reaches 0 at t=T-1",
+                                   "alpha_bar indexed past its end at the last timestep"))
         evidence = (f"measured on q_sample at t={o['t']}: signal coefficient {o['signal_coefficient']:.4f}, "
                     f"SNR {o['terminal_snr']:.3g}; declared schedule: sqrt(alpha_bar_T)="
                     f"{o['declared_signal_coefficient']:.4f}, SNR {o['declared_terminal_snr']:.3g}",)
@@ -230,6 +275,9 @@ class FWD005(Check):
     """SNR decreases strictly with t, in the declared schedule and in q_sample"""
 
     id = "FWD005"
+    explains = frozenset({"FWD001", "FWD003", "FWD004", "PAR001", "TEMB002", "TEMB004", "LOSS001", "TOY001", "DIST"})
+    next_step = ("check the index into alpha_bar in q_sample and the loss: alpha_bar[t], not alpha_bar[T-1-t] or a "
+                 "flipped schedule array; the SNR must fall as t grows")
     thresholds = _th({"rise_tolerance": 0.25, "min_signal_se": 10.0})
 
     def measure(self, pipeline: Pipeline, forward_moments: dict) -> dict[str, Any]:
@@ -239,16 +287,25 @@ class FWD005(Check):
         return {"first_bad_beta_t": int(bad[0]) if bad.size else -1,
                 "first_bad_beta": float(betas[bad[0]]) if bad.size else 0.0,
                 "t": m["t"].tolist(), "measured_snr": snr.tolist(),
-                "signal_z": (m["a_hat"] / m["se_a"]).tolist()}
+                "signal_z": (m["a_hat"] / m["se_a"]).tolist(), "nonfinite_t": _nonfinite_t(m)}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
         if o["first_bad_beta_t"] >= 0:
             return Verdict(Status.FAIL, f"declared schedule is not a diffusion: beta at t={o['first_bad_beta_t']} "
                            f"is {o['first_bad_beta']:.4g}, outside (0, 1), so alpha_bar is not strictly decreasing",
                            causes=("betas built with the wrong sign or range", "betas indexed past their end"))
+        if o["nonfinite_t"]:
+            return _nonfinite_verdict(o)
         t, snr = o["t"], o["measured_snr"]
         # Only where the signal is measured well above its standard error is its SNR comparable.
         pts = [i for i, z in enumerate(o["signal_z"]) if z > th["min_signal_se"]]
+        if len(pts) < 2:
+            return Verdict(Status.FAIL, f"the SNR of q_sample cannot be ordered: its signal stands above "
+                           f"{th['min_signal_se']:g} standard errors at {len(pts)} of {len(t)} probed timesteps "
+                           "(at least 2 needed)",
+                           causes=("q_sample drops x0 at almost every t (see FWD001)",
+                                   "a schedule whose alpha_bar is ~0 from the first steps on"),
+                           observed={"measured_timesteps": len(pts)})
         for i, j in zip(pts, pts[1:]):
             if snr[j] > snr[i] * (1 + th["rise_tolerance"]):
                 return Verdict(Status.FAIL, f"SNR of q_sample rises with t: {snr[i]:.3g} at t={t[i]} to "

@@ -27,8 +27,13 @@ class LOSS001(Check):
     """The network's per-t loss clearly beats predicting zeros or the data mean"""
 
     id = "LOSS001"
+    explains = frozenset({"PAR003", "TEMB002", "TEMB004", "DIST"})
+    next_step = ("check that the sampled weights are the trained ones (EMA, strict load: WGT) and that the training "
+                 "loss fell; then train longer: loss_vs_baselines.png shows where the network loses to the mean "
+                 "predictor")
     trained_only = True
     thresholds = _th({"min_peak_skill": 0.5})
+    threshold_bounds = _th({"min_peak_skill": (0.0, 1.0)})
     #: Figures a baseline comparison tracks (``diffcheck run --baseline``).
     quality = _th({"peak_skill": "higher", "median_loss": "lower"})
 

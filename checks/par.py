@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from diffcheck.check import Check
+from diffcheck.check import Check, Stage
 from diffcheck.consistency import LANDING_RATIO, TRAJECTORY_Z, identify_decoding
 from diffcheck.errors import Skip
 from diffcheck.param import PARAMETERISATIONS
@@ -35,6 +35,9 @@ class PAR001(Check):
     """The training loss's target is identified by oracle (eps, x0 or v)"""
 
     id = "PAR001"
+    explains = frozenset({"PAR003", "LOSS001", "TOY001", "DIST"})
+    next_step = ("print the target your training loss compares with (noise, x0 or v) and the x_t and t it gives the "
+                 "network: all from the same q_sample draw, with no extra scaling, clipping or re-normalisation")
     thresholds = _th({"max_loss_ratio": 1e-4})
 
     def measure(self, loss_oracles: dict) -> dict[str, Any]:
@@ -47,6 +50,20 @@ class PAR001(Check):
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
         losses = {k: o[f"loss_{k}"] for k in PARAMETERISATIONS}
         evidence = (f"the pipeline's own training loss with an exact oracle in place of the network: {_fmt(losses)}",)
+        if not all(np.isfinite(v) for v in losses.values()):
+            bad = [k for k in PARAMETERISATIONS if not np.isfinite(losses[k])]
+            return Verdict(Status.FAIL, f"the training loss is not finite even with an exact network ({_fmt(losses)}): "
+                           "it cannot train", evidence,
+                           ("NaN or Inf in the loss's own arithmetic (a log or division of 0, an sqrt of a negative "
+                            "1 - alpha_bar)", "NaN or Inf in the data batch the loss draws (see --data)",
+                            "a schedule whose alpha_bar reaches 0 or 1 exactly at a sampled t"),
+                           observed={"identified": None, "non_finite": bad})
+        if max(losses.values()) == 0.0:
+            return Verdict(Status.FAIL, f"the training loss is 0 for every oracle ({_fmt(losses)}): it does not "
+                           "depend on the network's output", evidence,
+                           ("the loss compares the target with itself (e.g. loss(target, target), or a detached copy)",
+                            "the network output is overwritten or multiplied by 0 before the loss"),
+                           observed={"identified": None})
         if o["loss_ratio"] <= th["max_loss_ratio"]:
             return Verdict(Status.PASS, f"training target is {o['best']} (oracle loss {_fmt(losses)})", evidence,
                            observed={"identified": o["best"]})
@@ -64,6 +81,11 @@ class PAR002(Check):
     """The sampler decodes the network output as exactly one parameterisation (by oracle)"""
 
     id = "PAR002"
+    stage = Stage.SAMPLER
+    explains = frozenset({"TOY001", "DIST"})
+    next_step = ("compare the sampler's schedule and conversion with training: the same alpha_bar array and T, and "
+                 "one formula from the network output to x0 (for eps: (x_t - sqrt(1 - alpha_bar)·eps) / "
+                 "sqrt(alpha_bar))")
     thresholds = _th({"max_error_ratio": LANDING_RATIO, "max_trajectory_z": TRAJECTORY_Z})
 
     def measure(self, sampler_oracles: dict) -> dict[str, Any]:
@@ -112,8 +134,13 @@ class PAR003(Check):
     """The trained network's output fits one parameterisation (regression on noised data)"""
 
     id = "PAR003"
+    stage = Stage.LEARNED
+    explains = frozenset({"DIST"})
+    next_step = ("check that the sampled weights are the trained ones (WGT), that training ran long enough, and "
+                 "which objective the checkpoint was trained with")
     trained_only = True
     thresholds = _th({"min_peak_r2": 0.5, "min_win_share": 0.6})
+    threshold_bounds = _th({"min_peak_r2": (0.0, 1.0), "min_win_share": (0.0, 1.0)})
     #: 1 - mean R² of the identified target: the share of the target the network fails to predict,
     #: its normalised denoising error; what ``--baseline`` compares (diffcheck.baseline).
     quality = _th({"fit_unexplained": "lower"})
@@ -154,6 +181,10 @@ class PAR004(Check):
     """Training target, sampler decoding and the network's learned output agree"""
 
     id = "PAR004"
+    stage = Stage.SAMPLER
+    explains = frozenset({"TOY001", "LOSS001", "TEMB002", "TEMB004", "DIST"})
+    next_step = ("store the training objective (prediction_type) with the checkpoint and make the sampler read it: "
+                 "its conversion from the network output to x0 must be written for the target training_loss computes")
     requires = frozenset({"PAR002"})
     # The training target (PAR001) is unknown where a pipeline has no training loss (diffusers),
     # the network's output (PAR003) on fresh weights: PAR004 compares whichever sides are known.

@@ -34,6 +34,9 @@ class SMP001(Check):
     """The sampler starts where the schedule has no signal left"""
 
     id = "SMP001"
+    explains = frozenset({"DIST"})
+    next_step = ("start the sampler at t = T-1 ('trailing' or 'linspace' timestep spacing in diffusers) or use more "
+                 "steps, so that its first x_t is pure noise")
     thresholds = _th({"max_start_snr": 0.01})
 
     def measure(self, pipeline: Pipeline, sampler_oracles: dict) -> dict[str, Any]:
@@ -62,14 +65,28 @@ class SMP002(Check):
     """Timesteps strictly decrease through the sampler"""
 
     id = "SMP002"
+    explains = frozenset({"SMP003", "SMP007", "DIST"})
+    next_step = ("print the sampler's timestep list: strictly decreasing, no repeats (build it descending, round "
+                 "once, then deduplicate)")
 
     def measure(self, sampler_oracles: dict) -> dict[str, Any]:
         t = np.asarray(_decoded_run(sampler_oracles)[1]["t"], dtype=float)
-        bad = np.flatnonzero(np.diff(t) >= 0)
+        # NaN compares false with everything: a NaN t would never count as a violation
+        bad = np.flatnonzero(~(np.diff(t) < 0))
+        nonfinite = np.flatnonzero(~np.isfinite(t))
         return {"steps": int(t.size), "first_violation": int(bad[0]) if bad.size else -1,
-                "t_at_violation": [float(t[bad[0]]), float(t[bad[0] + 1])] if bad.size else []}
+                "t_at_violation": [float(t[bad[0]]), float(t[bad[0] + 1])] if bad.size else [],
+                "first_nonfinite_call": int(nonfinite[0]) if nonfinite.size else -1}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
+        if o["first_nonfinite_call"] >= 0:
+            return Verdict(Status.FAIL, f"the sampler passes a non-finite t to the network at call "
+                           f"{o['first_nonfinite_call']} of {o['steps']}",
+                           causes=("a timestep grid built with a division by 0 (e.g. T // steps with steps > T)",
+                                   "a t rescaled by a NaN factor before the network call"))
+        if o["steps"] == 0:
+            return Verdict(Status.FAIL, "the sampler never called the network",
+                           causes=("a sampler loop over an empty timestep list",))
         if o["first_violation"] < 0:
             return Verdict(Status.PASS, f"{o['steps']} network calls, t strictly decreasing")
         a, b = o["t_at_violation"]
@@ -81,6 +98,9 @@ class SMP003(Check):
     """The sampler lands on x0, finite: its final step removes all the noise (point oracle)"""
 
     id = "SMP003"
+    explains = frozenset({"DIST"})
+    next_step = ("make the last step return the x0 estimate at t=0 without adding noise: the loop must include t=0, "
+                 "add noise only for t > 0, and nothing may post-process the output")
     requires = frozenset({"PAR002"})  # landing means something only under the decoded parameterisation
     thresholds = _th({"max_landing_error": 1e-3})
 
@@ -110,6 +130,9 @@ class SMP004(Check):
     """The sampler passes t to the network on the same scale as training"""
 
     id = "SMP004"
+    explains = frozenset({"TEMB003", "TOY001", "DIST"})
+    next_step = ("pass t to the network on the scale training used: compare the time argument in the training loss "
+                 "with the sampler's (integer index, t/T or t·1000/T)")
 
     def measure(self, loss_oracles: dict, sampler_oracles: dict) -> dict[str, Any]:
         kind, run = _decoded_run(sampler_oracles)
@@ -135,22 +158,40 @@ class SMP005(Check):
     """The network is in eval mode while sampling (no dropout noise)"""
 
     id = "SMP005"
+    explains = frozenset({"DIST"})
+    next_step = ("call model.eval() (and use torch.no_grad()) in the sampling entry point, before the loop")
+
+    thresholds = _th({"max_mode_change": 1e-6})
 
     def measure(self, network_mode: dict) -> dict[str, Any]:
-        return {"training_mode": network_mode["training"], "first_t": network_mode["t"]}
+        return {"training_mode": network_mode["training"], "first_t": network_mode["t"],
+                "repeat_change": network_mode.get("repeat_change", 0.0),
+                "eval_change": network_mode.get("eval_change", 0.0)}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
         if not o["training_mode"]:
             return Verdict(Status.PASS, "network in eval mode at the sampler's first call")
+        change = max(o["repeat_change"], o["eval_change"])
+        evidence = (f"at the first call (t={o['first_t']:g}), relative to the output: a second call in training "
+                    f"mode changes it by {o['repeat_change']:.3g}, the same call in eval mode by "
+                    f"{o['eval_change']:.3g}",)
+        if not change > th["max_mode_change"]:  # NaN is not a pass
+            return Verdict(Status.PASS, f"the network samples in training mode, but nothing in it depends on the mode "
+                           f"(output change {change:.2g} vs <= {th['max_mode_change']:g}: no active dropout or batch "
+                           "statistics)", evidence)
         return Verdict(Status.FAIL, f"the network is in training mode while sampling (first call, t={o['first_t']:g}): "
-                       "dropout and batch statistics add noise to every step",
-                       causes=("model.eval() missing in the sampling entry point",))
+                       f"its output changes by {change:.3g} of its size between calls or against eval mode "
+                       f"(vs <= {th['max_mode_change']:g}): dropout or batch statistics add noise to every step",
+                       evidence, causes=("model.eval() missing in the sampling entry point",))
 
 
 class SMP006(Check):
     """x0 predictions are not clipped inside the data range"""
 
     id = "SMP006"
+    explains = frozenset({"TOY001", "DIST"})
+    next_step = ("set the x0 clip range to the data's normalised range ([-1, 1] for min-max scaling) or turn "
+                 "clipping off")
     thresholds = _th({"max_saturated": 0.01})
 
     requires = frozenset({"PAR002"})
@@ -175,6 +216,9 @@ class SMP007(Check):
     """The sampler's x_t follows q(x_t) at every step under the ideal denoiser"""
 
     id = "SMP007"
+    explains = frozenset({"DIST"})
+    next_step = ("check the noise the sampler adds per step: once, the posterior std (from beta_tilde_t or beta_t) "
+                 "times torch.randn, with no extra factor")
     requires = frozenset({"PAR002"})
     thresholds = _th({"max_log_std_ratio": 0.3, "max_mean_z": 3.0, "max_snr": 1.0})
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from diffcheck.check import Check
+from diffcheck.check import Check, Stage
 from diffcheck.errors import Skip
 from diffcheck.learned import TIME_CONVENTIONS, geometric_mean
 from diffcheck.results import Status, Verdict
@@ -54,6 +54,9 @@ class TEMB001(Check):
     """The network's output depends on t at fixed x_t"""
 
     id = "TEMB001"
+    explains = frozenset({"TEMB002", "TEMB004", "DIST"})
+    next_step = ("trace t through the network's forward: the time embedding must reach the residual blocks, on a "
+                 "scale where the sinusoidal embedding varies (no cast of t/T to long)")
     trained_only = True
     thresholds = _th({"min_sensitivity": 0.01})
 
@@ -89,6 +92,9 @@ class TEMB002(Check):
     """The loss at the true t beats the loss at shuffled t"""
 
     id = "TEMB002"
+    explains = frozenset({"TEMB004", "DIST"})
+    next_step = ("check how t reaches the network in training and in sampling (same scale, never dropped) and that "
+                 "training drew t over the whole range")
     trained_only = True
     thresholds = _th({"min_shuffled_ratio": 1.5})
 
@@ -117,6 +123,10 @@ class TEMB003(Check):
     """The time convention the network learned is the one the sampler passes"""
 
     id = "TEMB003"
+    stage = Stage.SAMPLER
+    explains = frozenset({"TEMB001", "TEMB002", "TEMB004", "PAR003", "LOSS001", "DIST"})
+    next_step = ("find the time scale the checkpoint was trained with (integer, t/T, t·1000/T) and pass that one in "
+                 "the loss and in the sampler")
     trained_only = True
     thresholds = _th({"min_margin": 1.25})
 
@@ -168,10 +178,14 @@ class TEMB004(Check):
     """Noise-level identification: the loss at each true t is lowest when the network is given that t"""
 
     id = "TEMB004"
+    explains = frozenset({"DIST"})
+    next_step = ("compare the schedule and T of training with the declared ones and look for an off-by-one in t; "
+                 "flat rows in temb_identification.png mean t is ignored (TEMB001)")
     trained_only = True
     # A row identifies its t when the loss with the true t is within max_excess_loss of the row's
     # lowest: near T the rows of a healthy network are nearly flat and their argmin is noise.
     thresholds = _th({"min_diagonal_share": 0.75, "max_excess_loss": 0.1, "min_row_spread": FLAT_SPREAD})
+    threshold_bounds = _th({"min_diagonal_share": (0.0, 1.0)})
 
     def measure(self, time_probe: dict) -> dict[str, Any]:
         m, ts = np.asarray(_t_sensitive_target(time_probe)["matrix"]), time_probe["t"]
@@ -212,6 +226,10 @@ class TEMB005(Check):
     """The training loss passes the network the t it noised with (not a constant)"""
 
     id = "TEMB005"
+    stage = Stage.TRAINING
+    explains = frozenset({"PAR001", "TEMB001", "TEMB002", "TEMB004", "TOY001", "DIST"})
+    next_step = ("in the training step, give the network the t drawn for the noise (model(x_t, t)), not a constant, "
+                 "zero or a long-cast t/T")
 
     def measure(self, loss_oracles: dict) -> dict[str, Any]:
         kind = min(loss_oracles["losses"], key=loss_oracles["losses"].get)

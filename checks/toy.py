@@ -1,6 +1,8 @@
 """TOY: the T=2 toy diffusion. A fresh network trained for seconds on two noise levels with the
 pipeline's own loss must denoise, through the pipeline's own decoding, better than the noisy input
-and the data mean. A broken training or sampling path fails here before any long training.
+and the data mean. A loss and a decoding that disagree fail here before any long training; what
+the toy cannot see (a t passed differently only by the sampler loop, a loss that drops t) is in
+diffcheck/toy.py's docstring.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ class TOY001(Check):
     """A fresh network trained briefly on 2 noise levels denoises better than the trivial estimates"""
 
     id = "TOY001"
+    explains = frozenset({"DIST"})
+    next_step = ("run one training step and one decoding by hand: the target the loss uses, the t it passes and the "
+                 "conversion the decoding applies must match (see PAR, SMP, TEMB)")
     # At the cleaner level (SNR 9) the toy must beat the noisy input and the data mean clearly. At
     # the noisier one (SNR 1) how well a fresh network learns in 60 steps depends on its
     # architecture, so the pipeline's decoding is judged against the toy's own raw output decoded
@@ -53,7 +58,7 @@ class TOY001(Check):
                        o["best_decoding"])))
         clean, dec = o["clean_level_ratio"], o["worst_decoding_ratio"]
         causes = ("the sampler decodes another parameterisation than the loss trains (see PAR004)",
-                  "the loss and the sampler pass t differently, or the loss drops t (see SMP004, TEMB003)",
+                  "the loss and the decoding pass t to the network on different scales (training_loss_at vs denoise)",
                   "the decoding clips or rescales x0 outside the data range (see SMP006)",
                   "the loss's forward process differs from q_sample (see FWD, PAR001)")
         if not (np.isfinite(clean) and clean <= th["max_error_ratio"]):

@@ -47,6 +47,9 @@ class WGT001(Check):
     """The weights are finite (no NaN or Inf)"""
 
     id = "WGT001"
+    explains = frozenset({"WGT003", "LOSS001", "PAR003", "TEMB", "DIST"})
+    next_step = ("find the step where the training loss first became NaN: lower the learning rate, clip gradients, "
+                 "train in fp32 or bf16 instead of fp16, and resume from the last finite checkpoint")
 
     def measure(self, pipeline: Pipeline) -> dict[str, Any]:
         nets = {"sampled": pipeline.network}
@@ -71,6 +74,9 @@ class WGT002(Check):
     """The weights loaded strictly: no missing or unexpected keys"""
 
     id = "WGT002"
+    explains = frozenset({"WGT003", "LOSS001", "PAR003", "TEMB", "DIST"})
+    next_step = ("load with strict=True and fix the key names (strip 'module.' or '_orig_mod.') or the model config "
+                 "until no key is missing")
 
     def measure(self, pipeline: Pipeline) -> dict[str, Any]:
         info = pipeline.weights_info()
@@ -100,6 +106,9 @@ class WGT003(Check):
     """The EMA weights the sampler uses denoise as well as the online weights"""
 
     id = "WGT003"
+    explains = frozenset({"LOSS001", "PAR003", "TEMB", "DIST"})
+    next_step = ("sample with the online weights to compare; lower the EMA decay or add warm-up, and check that the "
+                 "EMA is updated every step and saved after training")
     trained_only = True
     thresholds = _th({"max_loss_ratio": 2.0})
 
@@ -132,6 +141,9 @@ class WGT004(Check):
     """The EMA horizon 1/(1-decay) fits within the steps trained"""
 
     id = "WGT004"
+    explains = frozenset({"WGT003"})
+    next_step = ("use an EMA decay whose horizon 1/(1-decay) is well under the steps trained, or warm it up: decay = "
+                 "min(decay, (1+step)/(10+step))")
     thresholds = _th({"max_init_weight": 0.05})
 
     def measure(self, pipeline: Pipeline) -> dict[str, Any]:
@@ -169,6 +181,9 @@ class WGT005(Check):
     """Schedule tensors stored with the weights equal the recomputed schedule"""
 
     id = "WGT005"
+    explains = frozenset({"FWD001", "PAR001", "PAR002", "SMP007", "DIST"})
+    next_step = ("recompute the schedule tensors from the schedule the checkpoint was trained with instead of "
+                 "loading stale buffers from the file, and declare that schedule")
     thresholds = _th({"max_relative_error": 1e-3})
 
     def measure(self, pipeline: Pipeline) -> dict[str, Any]:
@@ -177,12 +192,16 @@ class WGT005(Check):
         if not stored:
             raise Skip("no schedule tensors are stored with the weights (WeightsInfo.schedule_buffers, network buffers)")
         errors = {name: _relative_error(pipeline, name, tensor) for name, tensor in stored.items()}
-        worst = max(errors, key=errors.get)
+        worst = max(errors, key=lambda n: (np.isnan(errors[n]), errors[n]))  # NaN is the worst, never skipped
         return {"tensors": sorted(errors), "errors": errors, "worst": worst, "max_relative_error": errors[worst]}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
         ev = ("max relative error against the declared schedule: "
               + ", ".join(f"{n} {o['errors'][n]:.2g}" for n in o["tensors"]),)
+        if not np.isfinite(o["max_relative_error"]):
+            return Verdict(Status.FAIL, f"stored {o['worst']} is not comparable with the declared schedule (relative "
+                           f"error {o['max_relative_error']}): NaN/Inf values or another length", ev,
+                           ("the buffers were saved from a run with another T", "the stored tensor holds NaN or Inf"))
         if o["max_relative_error"] <= th["max_relative_error"]:
             return Verdict(Status.PASS, f"{len(o['tensors'])} stored schedule tensors match the declared schedule (max "
                            f"relative error {o['max_relative_error']:.2g} vs <= {th['max_relative_error']:g})", ev)

@@ -9,6 +9,7 @@ for figures and are kept out of the JSON report.
 
 from __future__ import annotations
 
+import enum
 import inspect
 import re
 from pathlib import Path
@@ -18,10 +19,35 @@ from typing import Any, ClassVar, Mapping
 from .errors import CheckDefinitionError
 from .results import Verdict
 
-__all__ = ["Check", "validate_check", "check_fixture_names", "QUALITY_DIRECTIONS"]
+__all__ = ["Check", "Stage", "FAMILY_STAGES", "validate_check", "check_fixture_names", "threshold_bounds",
+           "QUALITY_DIRECTIONS", "explains_id"]
 
 #: What a ``Check.quality`` entry may say: which direction of the figure is better.
 QUALITY_DIRECTIONS = ("lower", "higher")
+
+
+class Stage(enum.IntEnum):
+    """Where in a pipeline a check looks, in causal order: a fault upstream shows downstream.
+
+    The diagnosis (:mod:`diffcheck.diagnosis`) lists root causes by stage, so that of two
+    independent failures the one nearer the data comes first.
+    """
+
+    FORWARD = 1  #: data and forward process: q_sample and the schedule
+    TRAINING = 2  #: the training target and the loss that computes it
+    SAMPLER = 3  #: the sampler's decoding and contract (schedule, t, clipping, mode)
+    WEIGHTS = 4  #: the weights the sampler uses (finite, loaded, the trained ones)
+    LEARNED = 5  #: what the trained network does (its t, its loss against trivial predictors)
+    SAMPLES = 6  #: the samples against real spectra
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+#: A check's stage when it does not set ``Check.stage``: by family prefix (others: LEARNED).
+FAMILY_STAGES = {"FWD": Stage.FORWARD, "PAR": Stage.TRAINING, "TOY": Stage.TRAINING, "SMP": Stage.SAMPLER,
+                 "WGT": Stage.WEIGHTS, "TEMB": Stage.LEARNED, "LOSS": Stage.LEARNED, "DIST": Stage.SAMPLES}
 
 _ID = re.compile(r"^[A-Z][A-Z0-9]*?[A-Z][0-9]{3}$|^[A-Z]+[0-9]{3}$")
 
@@ -35,11 +61,21 @@ class Check:
     #: ``requires``, but their SKIP or FAIL does not skip it (it judges with what it has).
     uses: ClassVar[frozenset[str]] = frozenset()
     thresholds: ClassVar[Mapping[str, float]] = MappingProxyType({})
+    #: Closed range an overridden threshold must lie in, per name; unlisted ones: [0, inf).
+    #: An override outside it is refused before the run (diffcheck.config.check_thresholds).
+    threshold_bounds: ClassVar[Mapping[str, tuple[float, float]]] = MappingProxyType({})
     #: True when the check judges what a network learned; ``diffcheck preflight`` leaves it out.
     trained_only: ClassVar[bool] = False
     #: Observed fields that measure model quality, each "lower" or "higher" (which is better);
     #: ``diffcheck run --baseline`` compares them against the promoted model's (diffcheck.baseline).
     quality: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: Where in the pipeline the check looks; None: by family (``FAMILY_STAGES``).
+    stage: ClassVar[Stage | None] = None
+    #: Check IDs or family prefixes (``DIST``) whose failure this check's failure accounts for:
+    #: the knock-on effects of the fault it finds (diffcheck.diagnosis groups them under it).
+    explains: ClassVar[frozenset[str]] = frozenset()
+    #: What to look at in the user's code when this check is a root cause (one or two sentences).
+    next_step: ClassVar[str] = ""
 
     @classmethod
     def title(cls) -> str:
@@ -50,6 +86,11 @@ class Check:
     def family(cls) -> str:
         return cls.id.rstrip("0123456789")
 
+    @classmethod
+    def pipeline_stage(cls) -> Stage:
+        """``stage``, or the family's default stage."""
+        return cls.stage if cls.stage is not None else FAMILY_STAGES.get(cls.family(), Stage.LEARNED)
+
     def measure(self, **fixtures: Any) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -59,6 +100,16 @@ class Check:
     def plot(self, observed: Mapping[str, Any], outdir: Path) -> list[Path]:
         """Write figures for this result into ``outdir``; returns their paths."""
         return []
+
+
+def threshold_bounds(cls: type[Check], name: str) -> tuple[float, float]:
+    """The closed range ``cls``'s threshold ``name`` may be set to (default: [0, inf))."""
+    return tuple(cls.threshold_bounds.get(name, (0.0, float("inf"))))
+
+
+def explains_id(selectors: frozenset[str], check_id: str) -> bool:
+    """True when ``check_id`` is one of ``selectors``: an ID, or a family prefix followed by digits."""
+    return any(check_id == s or (check_id.startswith(s) and check_id[len(s):].isdigit()) for s in selectors)
 
 
 def check_fixture_names(cls: type[Check]) -> tuple[str, ...]:
@@ -90,6 +141,22 @@ def validate_check(cls: Any, origin: str, known_fixtures: set[str]) -> None:
     bad = [k for k, v in cls.thresholds.items() if not isinstance(v, (int, float))]
     if bad:
         raise CheckDefinitionError(f"{where}: thresholds {bad} are not numbers")
+    bad = [k for k in cls.threshold_bounds if k not in cls.thresholds]
+    if bad:
+        raise CheckDefinitionError(f"{where}: threshold_bounds name unknown thresholds {bad}")
     bad = [k for k, v in cls.quality.items() if v not in QUALITY_DIRECTIONS]
     if bad:
         raise CheckDefinitionError(f"{where}: quality {bad} must map to one of {QUALITY_DIRECTIONS}")
+    _validate_diagnosis(cls, where)
+
+
+def _validate_diagnosis(cls: type[Check], where: str) -> None:
+    """``stage``, ``explains`` and ``next_step`` have the types the diagnosis reads."""
+    if cls.stage is not None and not isinstance(cls.stage, Stage):
+        raise CheckDefinitionError(f"{where}: stage {cls.stage!r} is not a diffcheck.check.Stage")
+    if not isinstance(cls.explains, frozenset) or not all(isinstance(e, str) and e for e in cls.explains):
+        raise CheckDefinitionError(f"{where}: explains must be a frozenset of check IDs or family prefixes")
+    if explains_id(cls.explains, cls.id):
+        raise CheckDefinitionError(f"{where}: explains names the check itself")
+    if not isinstance(cls.next_step, str):
+        raise CheckDefinitionError(f"{where}: next_step must be a string")

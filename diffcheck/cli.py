@@ -6,6 +6,8 @@ error, 3 a check errored.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -14,10 +16,46 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
 from .errors import ExitCode, InputError
+from .text import plain
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+def _click_errors() -> tuple[type[Exception], ...]:
+    """The usage-error classes of the click typer runs on (vendored in new typer, click in old)."""
+    found = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(name).ClickException)
+        except ImportError:
+            continue
+    return tuple(found)
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (unknown option, bad value, missing argument) as one stderr line, exit 2."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _click_errors() as exc:
+            if not standalone_mode:
+                raise
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `diffcheck`: the help text
+                exc.show()
+                sys.exit(int(ExitCode.USAGE_ERROR))
+            ctx = getattr(exc, "ctx", None)
+            where = " ".join(["diffcheck", *ctx.command_path.split()[1:]]) if ctx is not None else "diffcheck"
+            where = f" (see {where} --help)"
+            Console(stderr=True).print(f"[bold red]error:[/] {escape(plain(exc.format_message()))}{where}",
+                                       highlight=False, soft_wrap=True)
+            sys.exit(int(ExitCode.USAGE_ERROR))
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measured pass/fail diagnostics for diffusion pipelines.")
 
 
@@ -26,8 +64,13 @@ def _split(values: Optional[List[str]]) -> list[str]:
 
 
 def _fail_input(console: Console, exc: InputError) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(plain(str(exc)))}", highlight=False, soft_wrap=True)
     raise typer.Exit(int(ExitCode.USAGE_ERROR))
+
+
+def _fail_interrupted(console: Console) -> None:
+    console.print("[bold red]interrupted[/] before any check finished; no report written", highlight=False)
+    raise typer.Exit(int(ExitCode.INTERRUPTED))
 
 
 _CKPT_HELP = "Checkpoint file (diffcheck's format, or any with --pipeline)."
@@ -41,52 +84,85 @@ def _execute(checkpoint: Optional[Path], *, preflight: bool, trust_checkpoint: b
     from .config import load_config
     from .gate import run_gate
     from .loading import trusted_checkpoints
-    from .runner import parse_threshold_overrides
+    from .outputs import claim, validate_output_paths
+    from .runner import RunInterrupted, parse_threshold_overrides
 
     out, err = Console(), Console(stderr=True)
+    held = contextlib.ExitStack()  # the report dir, locked from before loading until the outputs are written
     try:
         options = load_config(config).with_flags(select=_split(select), ignore=_split(ignore),
                                                  threshold=parse_threshold_overrides(_split(threshold)), **flags)
+        validate_output_paths(options.report_dir, json_path, options.junit)
+        held.enter_context(claim(options.report_dir))
         with trusted_checkpoints(trust_checkpoint), Progress(
                 TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True,
                 disable=not err.is_terminal) as bar:
             task = bar.add_task("loading", total=None)
 
             current = ["loading"]
+            from .render import LogProgress
+
+            log = None if err.is_terminal else LogProgress(err)  # a CI log: plain lines instead of the bar
 
             def progress(check_id: str, i: int, n: int) -> None:
                 current[0] = f"running {check_id}"
                 bar.update(task, description=current[0], completed=i, total=n)
+                if log is not None:
+                    log.check(check_id, i, n)
 
             def status(text: str, done: float, total: float) -> None:
                 bar.update(task, description=f"{current[0]}: {text}")
+                if log is not None:
+                    log.status(f"{current[0]}: {text}")
 
-            report = run_gate(checkpoint, options, progress=progress, preflight=preflight, status=status)
+            try:
+                report = run_gate(checkpoint, options, progress=progress, preflight=preflight, status=status)
+            except RunInterrupted as exc:  # Ctrl-C during the checks: the finished ones are reported
+                report = exc.report
+        _finish(report, out, err, options, json_path)
     except InputError as exc:
         _fail_input(err, exc)
+    except KeyboardInterrupt:
+        _fail_interrupted(err)
+    finally:
+        held.close()
+    raise typer.Exit(int(report.exit_code))
+
+
+def _finish(report, out: Console, err: Console, options, json_path: Optional[Path]) -> None:
+    """Render the report, write every output, then the stderr lines: broken plugins, an interruption."""
     from .render import render_report
 
     render_report(report, out)
     _write_outputs(report, out, options, json_path)
-    raise typer.Exit(int(report.exit_code))
+    for r in report.results:
+        if "load_error" in r.observed:
+            err.print(f"[bold magenta]warning:[/] {escape(plain(r.summary))}; --ignore {r.id} silences this",
+                      highlight=False, soft_wrap=True)
+    if report.incomplete:
+        total = len(report.results) + len(report.not_run)
+        err.print(f"[bold red]interrupted[/] after {len(report.results)} of {total} checks; partial report: "
+                  f"{escape(str(options.report_dir / 'report.json'))}", highlight=False, soft_wrap=True)
 
 
 def _write_outputs(report, out: Console, options, json_path: Optional[Path]) -> None:
-    """The baseline lines, report.json (and --json), the JUnit file."""
+    """The baseline lines, then report.json, report.html, --json and --junit (each atomically)."""
+    from .outputs import write_outputs
+
     if report.baseline is not None:
-        out.print("\n".join(escape(line) for line in report.baseline.lines()), highlight=False, soft_wrap=True)
-    report.write_json(options.report_dir / "report.json")
-    from .html import write_html
-
-    write_html(report, options.report_dir / "report.html")
-    if json_path is not None:
-        report.write_json(json_path)
+        out.print("\n".join(escape(plain(line)) for line in report.baseline.lines()), highlight=False,
+                  soft_wrap=True)
+    try:
+        write_outputs(report, options.report_dir, json_path, options.junit)
+    except OSError as exc:
+        where = exc.filename or options.report_dir
+        raise InputError(f"cannot write {where}: {exc.strerror or exc}; free space or pass another --report-dir") \
+            from None
     if options.junit is not None:
-        from .junit import write_junit
+        out.print(f"[dim]junit: {escape(str(options.junit))}[/]")
+    from .render import footer
 
-        write_junit(report, options.junit)
-        out.print(f"[dim]junit: {options.junit}[/]")
-    out.print(f"[dim]report: {options.report_dir / 'report.json'}[/]")
+    out.print(f"[dim]{escape(footer(report, options.report_dir))}[/]", highlight=False, soft_wrap=True)
 
 
 _DATA = typer.Option(None, "--data", help="HDF5 spectra file to probe with (held-out split).")
@@ -162,7 +238,7 @@ def list_checks(
     out, err = Console(), Console(stderr=True)
     registry = load_registry()
     try:
-        checks, _ = select_checks(registry.checks, _split(select))
+        checks, _ = select_checks(registry.checks, _split(select), broken=registry.broken)
     except InputError as exc:
         _fail_input(err, exc)
     table = Table("check", "title", "requires", "thresholds", box=None, header_style="bold")
@@ -175,8 +251,17 @@ def list_checks(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; Ctrl-C outside a run (while starting up) is one line, exit 130."""
     try:
         app()
-    except KeyboardInterrupt:  # pragma: no cover - interactive
-        sys.exit(130)
+    except KeyboardInterrupt:
+        _interrupted_exit()
+    except RuntimeError as exc:  # click's Abort: Ctrl-C while the options were parsed
+        if type(exc).__name__ != "Abort":
+            raise
+        _interrupted_exit()
+
+
+def _interrupted_exit() -> None:
+    print("interrupted before the run started; nothing written", file=sys.stderr)
+    sys.exit(int(ExitCode.INTERRUPTED))

@@ -85,7 +85,17 @@ class GateOptions:
                 if v is not None}
 
     def with_flags(self, **flags: Any) -> "GateOptions":
-        """These options overridden by command-line flags; a flag left as None keeps the file's value."""
+        """These options overridden by command-line flags; a flag left as None keeps the file's value.
+
+        Each flag's value is validated as the same key in ``[tool.diffcheck]`` is: InputError
+        naming the flag.
+        """
+        for name, parse in _FLAG_VALUES.items():
+            if flags.get(name) is not None:
+                try:
+                    flags[name] = parse(flags[name])
+                except InputError as exc:
+                    raise InputError(f"--{_FLAG_NAMES.get(name, name).replace('_', '-')} {flags[name]!r}: {exc}") from None
         given = {k: v for k, v in flags.items() if v is not None and k not in ("ignore", "threshold", "select",
                                                                                "rtol", "atol")}
         out = replace(self, **given)
@@ -212,19 +222,42 @@ def _baseline(value: Any, root: Path) -> dict[str, Any]:
     unknown = sorted(set(value) - {"checkpoint", "rtol", "atol"})
     if unknown:
         raise InputError(f"unknown key {unknown[0]!r}; known: checkpoint, rtol, atol")
-    tol = {k: _number(value[k], k) for k in ("rtol", "atol") if k in value}
-    if any(v < 0 for v in tol.values()):
-        raise InputError("rtol and atol must be >= 0")
+    tol = {}
+    for k in ("rtol", "atol"):
+        if k in value:
+            try:
+                tol[k] = _tolerance(value[k])
+            except InputError as exc:
+                raise InputError(f"{k} {exc}") from None
     out: dict[str, Any] = {"tolerance": Tolerance(**tol)}
     if "checkpoint" in value:
         out["baseline"] = _path(value["checkpoint"], root)
     return out
 
 
+#: Seeds beyond this do not fit the generators' 63-bit state.
+MAX_SEED = 2**63 - 1
+#: DIST draws samples in batches of min_samples; statistics of fewer than 2 are undefined.
+MIN_SAMPLES = 2
+
+
 def _seed(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InputError(f"expected a non-negative integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise InputError(f"expected an integer from 0 to 2**63-1, got {value!r}")
     return value
+
+
+def _samples(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_SAMPLES:
+        raise InputError(f"expected an integer >= {MIN_SAMPLES} (samples DIST draws), got {value!r}")
+    return value
+
+
+def _tolerance(value: Any) -> float:
+    number = _number(value, "a tolerance")
+    if number < 0:
+        raise InputError(f"must be >= 0, got {value!r}")
+    return number
 
 
 _Parser = Callable[[Any, Path], Mapping[str, Any]]
@@ -234,8 +267,8 @@ _KEYS: dict[str, _Parser] = {
     "dataset": lambda v, root: {"dataset": _string(v)},
     "device": lambda v, root: {"device": _string(v)},
     "seed": lambda v, root: {"seed": _seed(v)},
-    "min_samples": lambda v, root: {"min_samples": _seed(v)},
-    "max_samples": lambda v, root: {"max_samples": _seed(v)},
+    "min_samples": lambda v, root: {"min_samples": _samples(v)},
+    "max_samples": lambda v, root: {"max_samples": _samples(v)},
     "select": lambda v, root: {"select": _ids(v)},
     "ignore": lambda v, root: {"ignore": _ignore(v)},
     "thresholds": lambda v, root: {"thresholds": _thresholds(v)},
@@ -244,6 +277,14 @@ _KEYS: dict[str, _Parser] = {
     "junit": lambda v, root: {"junit": _path(v, root)},
     "baseline": _baseline,
 }
+
+
+#: Command-line flags validated like their ``[tool.diffcheck]`` keys (flag name -> parser).
+_FLAG_VALUES: dict[str, Callable[[Any], Any]] = {
+    "seed": _seed, "min_samples": _samples, "max_samples": _samples, "rtol": _tolerance, "atol": _tolerance,
+    "dataset": _string, "device": _string,
+}
+_FLAG_NAMES = {"rtol": "baseline_rtol", "atol": "baseline_atol"}
 
 
 def _pipeline_spec(value: Any, root: Path) -> str:
@@ -262,3 +303,47 @@ def threshold_strings(thresholds: Mapping[str, Mapping[str, float]]) -> list[str
 def matches(check_id: str, selectors: Iterable[str]) -> str | None:
     """The first selector (ID or family prefix) that ``check_id`` falls under, or None."""
     return next((s for s in selectors if check_id.startswith(s)), None)
+
+
+def check_thresholds(checks: Iterable[Any], overrides: Mapping[str, Mapping[str, float]]) -> None:
+    """InputError for an override of an unknown check or threshold, or a value outside its range."""
+    from .check import threshold_bounds
+
+    by_id = {c.id: c for c in checks}
+    for cid, values in overrides.items():
+        if cid not in by_id:
+            raise InputError(f"threshold override for unknown check {cid!r} (see `diffcheck list`)")
+        unknown = set(values) - set(by_id[cid].thresholds)
+        if unknown:
+            known = ", ".join(sorted(by_id[cid].thresholds)) or "none"
+            raise InputError(f"{cid} has no threshold {sorted(unknown)[0]!r}; its thresholds: {known}")
+        for name, value in values.items():
+            lo, hi = threshold_bounds(by_id[cid], name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
+                raise InputError(f"threshold {cid}.{name}={value!r} is outside [{lo:g}, {hi:g}]; "
+                                 f"its default is {by_id[cid].thresholds[name]:g}")
+
+
+def check_options(options: GateOptions, checks: Iterable[Any], broken: Iterable[tuple[str, str]] = ()) -> None:
+    """Everything in ``options`` that can be judged before a checkpoint loads or a check runs.
+
+    One InputError (exit code 2) naming the input: sample counts that contradict each other,
+    thresholds (unknown or out of range), selectors that match no check, input files that do
+    not exist. Each value was validated on its own when parsed (``parse_config``, ``with_flags``).
+    """
+    from .registry import select_checks
+
+    checks = list(checks)
+    lo, hi = options.min_samples, options.max_samples
+    if lo is not None and hi is not None and lo > hi:
+        raise InputError(f"min_samples {lo} is more than max_samples {hi}: DIST draws at least min_samples, "
+                         "at most max_samples")
+    check_thresholds(checks, options.thresholds)
+    select_checks(checks, options.select, options.ignore, broken=broken)
+    if options.data is not None and not options.data.is_file():
+        kind = "a directory, not an HDF5 file" if options.data.is_dir() else "not found"
+        raise InputError(f"--data {options.data}: {kind}")
+    if options.pipeline:
+        file = Path(options.pipeline.rpartition(":")[0] or options.pipeline)
+        if not file.is_file():
+            raise InputError(f"--pipeline file not found: {file} (expected path/to/file.py:function)")

@@ -28,3 +28,5 @@ class ExitCode(enum.IntEnum):
     USAGE_ERROR = 2
     #: At least one check raised (an ERROR result): the verdict is incomplete.
     CHECK_ERRORED = 3
+    #: The run was interrupted (Ctrl-C, SIGINT); the report holds the checks that finished.
+    INTERRUPTED = 130

@@ -14,14 +14,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import api
 from .baseline import compare_reports, quality_checks
-from .config import GateOptions, matches, threshold_strings
+from .config import GateOptions, check_options, matches
+from .data import Dataset, load_dataset
 from .errors import InputError
+from .loading import load_pipeline, resolve_device
+from .pipeline import Pipeline
 from .registry import load_registry
 from .report import Report
 from .results import Result, Status
-from .runner import Progress
+from .runner import Progress, RunInterrupted, run_checks
 
 __all__ = ["run_gate", "with_ignore_reasons"]
 
@@ -29,31 +31,73 @@ __all__ = ["run_gate", "with_ignore_reasons"]
 def run_gate(checkpoint: str | os.PathLike | None, options: GateOptions, *, progress: Progress | None = None,
              preflight: bool = False, status: Callable[[str, float, float], None] | None = None) -> Report:
     """Run the checks on ``checkpoint`` and apply the gate: ignore reasons, strictness, baseline."""
-    if options.baseline is not None and not os.path.exists(options.baseline):
-        raise InputError(f"baseline checkpoint not found: {options.baseline}")
+    registry = load_registry()
+    check_options(options, registry.checks, registry.broken)
+    candidate = _load(checkpoint, options)
+    # The baseline is loaded and checked before the candidate run: a bad one must not cost a whole run.
+    promoted = _load_baseline(options, checkpoint, candidate[0]) if options.baseline is not None else None
     run = _runner(options, progress, preflight, status)
-    report = run(checkpoint, options.select, options.report_dir)
-    report = replace(with_ignore_reasons(report, options.ignore), strict=options.strict)
-    if options.baseline is None:
+    try:
+        report = run(candidate, checkpoint, options.select, options.report_dir)
+    except RunInterrupted as exc:
+        raise RunInterrupted(_gated(exc.report, options)) from None
+    report = _gated(report, options)
+    if promoted is None:
         return report
     checks = load_registry().checks
     compared = quality_checks(checks, report)
     # Only the checks whose figures can be compared run again; their figures go to a subfolder.
     # With none to compare, the candidate stands in: every quality check then says why it was not compared.
-    baseline = run(options.baseline, compared, options.report_dir / "baseline") if compared else report
+    try:
+        baseline = run(promoted, options.baseline, compared, options.report_dir / "baseline") if compared else report
+    except RunInterrupted:  # the candidate's checks all finished; the comparison did not
+        raise RunInterrupted(replace(report, incomplete=True, not_run=("BASELINE",))) from None
     comparison = compare_reports(report, baseline, checks, tolerance=options.tolerance,
                                  checkpoint=str(options.baseline))
-    return replace(report, baseline=comparison)
+    figures = tuple(f for r in baseline.results for f in r.figures) if baseline is not report else ()
+    return replace(report, baseline=comparison, artifacts=figures)
+
+
+def _gated(report: Report, options: GateOptions) -> Report:
+    return replace(with_ignore_reasons(report, options.ignore), strict=options.strict)
+
+
+Loaded = tuple[Pipeline, "Dataset | None"]
+
+
+def _load(checkpoint: str | os.PathLike | None, options: GateOptions) -> Loaded:
+    """The pipeline for ``checkpoint`` and the probe data read for it (InputError on bad input)."""
+    pipe = load_pipeline(checkpoint, device=resolve_device(options.device), pipeline=options.pipeline)
+    data = None if options.data is None else load_dataset(options.data, length=pipe.sample_shape[1],
+                                                          normaliser=pipe.normaliser, dataset=options.dataset)
+    return pipe, data
+
+
+def _load_baseline(options: GateOptions, checkpoint: str | os.PathLike | None, candidate: Pipeline) -> Loaded:
+    """The baseline, loaded with the candidate's options; InputError naming it if it cannot serve."""
+    where = f"--baseline {options.baseline}"
+    if not os.path.exists(options.baseline):
+        raise InputError(f"baseline checkpoint not found: {options.baseline}")
+    try:
+        promoted = _load(options.baseline, options)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    if tuple(promoted[0].sample_shape) != tuple(candidate.sample_shape):
+        raise InputError(f"{where} makes spectra of shape {tuple(promoted[0].sample_shape)} but the candidate "
+                         f"{checkpoint} makes {tuple(candidate.sample_shape)}; compare checkpoints of one model")
+    return promoted
 
 
 def _runner(options: GateOptions, progress: Progress | None, preflight: bool,
-            status: Callable[[str, float, float], None] | None = None) -> Callable[[str | os.PathLike | None, Iterable[str], Path], Report]:
-    """``run(checkpoint, select, report_dir)`` with every other option fixed (the baseline run uses the same)."""
-    def run(checkpoint: str | os.PathLike | None, select: Iterable[str], report_dir: Path) -> Report:
-        return api.run_path(checkpoint, data=options.data, dataset=options.dataset, pipeline=options.pipeline,
-                            device=options.device, seed=options.seed, select=select, ignore=list(options.ignore),
-                            threshold=threshold_strings(options.thresholds), report_dir=report_dir,
-                            progress=progress, preflight=preflight, settings=options.settings, status=status)
+            status: Callable[[str, float, float], None] | None = None) -> Callable[..., Report]:
+    """``run(loaded, checkpoint, select, report_dir)`` with every other option fixed (the baseline run uses the same)."""
+    def run(loaded: Loaded, checkpoint: str | os.PathLike | None, select: Iterable[str], report_dir: Path) -> Report:
+        pipe, data = loaded
+        meta = {"checkpoint": str(checkpoint), "mode": "preflight" if preflight else "run",
+                **({"pipeline_spec": options.pipeline} if options.pipeline else {})}
+        return run_checks(pipe, data=data, select=select, ignore=list(options.ignore), thresholds=options.thresholds,
+                          seed=options.seed, report_dir=report_dir, progress=progress, trained=not preflight,
+                          settings=options.settings, status=status, meta=meta)
     return run
 
 

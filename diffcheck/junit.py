@@ -1,11 +1,18 @@
 """JUnit XML for CI systems (``diffcheck run ... --junit report.xml``).
 
-One ``<testsuite>`` with one ``<testcase>`` per check (classname = family, name = ID and title):
+One ``<testsuite>`` whose first ``<testcase>`` is the diagnosis (classname ``diffcheck``, name
+``diagnosis``: a ``<failure>`` whose message is the diagnosis's headline when the checks fail the
+run, else it passes with the diagnosis in ``<system-out>``; the suite's ``<system-out>`` holds it
+too), then one ``<testcase>`` per check (classname = family, name = ID and title):
 
 - FAIL  -> ``<failure message="first line">`` with the full failure text;
 - ERROR -> ``<error message="first line">``;
 - SKIP  -> ``<skipped message="reason"/>``;
 - WARN  -> passes, with the warning in ``<system-out>``; under ``--strict`` it is a ``<failure>``.
+
+An interrupted run (Ctrl-C) adds one ``<error>`` testcase ``diffcheck run complete`` naming the
+checks that did not run, so a CI publisher does not show a partial run as green. Every text is
+free of terminal control codes (which XML 1.0 cannot hold).
 
 A baseline comparison adds one testcase per compared check (classname ``BASELINE``) that fails
 when a quality figure regressed. The suite's counts (tests, failures, errors, skipped) and times
@@ -22,15 +29,18 @@ from pathlib import Path
 from .baseline import BaselineComparison, FigureComparison, figures_by_check
 from .report import Report
 from .results import Result, Status
+from .text import plain
 
-__all__ = ["junit_xml", "write_junit"]
+__all__ = ["junit_xml", "junit_text", "write_junit"]
 
 SUITE_NAME = "diffcheck"
 
 
 def junit_xml(report: Report) -> ET.ElementTree:
     """The report as a JUnit ``<testsuites>`` document with a single ``<testsuite>``."""
-    cases = [_case(r, report.strict) for r in report.results]
+    cases = [_diagnosis_case(report), *(_case(r, report.strict) for r in report.results)]
+    if report.incomplete:
+        cases.append(_incomplete_case(report))
     if report.baseline is not None:
         cases += _baseline_cases(report.baseline)
     suite = ET.Element("testsuite", name=SUITE_NAME, tests=str(len(cases)),
@@ -39,6 +49,7 @@ def junit_xml(report: Report) -> ET.ElementTree:
                        timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
     suite.append(_properties(report))
     suite.extend(cases)
+    ET.SubElement(suite, "system-out").text = _diagnosis_text(report)
     root = ET.Element("testsuites", name=SUITE_NAME, tests=suite.get("tests"), failures=suite.get("failures"),
                       errors=suite.get("errors"), skipped=suite.get("skipped"), time=suite.get("time"))
     root.append(suite)
@@ -46,12 +57,24 @@ def junit_xml(report: Report) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
+def junit_text(report: Report) -> bytes:
+    """:func:`junit_xml` serialised: UTF-8 with an XML declaration."""
+    return ET.tostring(junit_xml(report).getroot(), encoding="utf-8", xml_declaration=True) + b"\n"
+
+
 def write_junit(report: Report, path: str | os.PathLike) -> Path:
-    """Write :func:`junit_xml` to ``path`` (UTF-8, with an XML declaration)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    junit_xml(report).write(p, encoding="utf-8", xml_declaration=True)
-    return p
+    """Write :func:`junit_text` to ``path`` atomically."""
+    from .outputs import atomic_write
+
+    return atomic_write(path, junit_text(report))
+
+
+def _incomplete_case(report: Report) -> ET.Element:
+    case = ET.Element("testcase", classname="diffcheck", name="diffcheck run complete", time=_seconds(0.0))
+    missing = ", ".join(report.not_run) or "none"
+    _child(case, "error", f"run interrupted after {len(report.results)} checks; not run: {missing}",
+           f"not run: {missing}", "INTERRUPTED")
+    return case
 
 
 def _seconds(value: float) -> str:
@@ -67,40 +90,56 @@ def _properties(report: Report) -> ET.Element:
     values = {"seed": report.seed, "device": report.device, "strict": report.strict,
               "pipeline": report.pipeline.get("name", ""), **{f"meta.{k}": v for k, v in report.meta.items()}}
     for name, value in values.items():
-        ET.SubElement(props, "property", name=name, value=str(value))
+        ET.SubElement(props, "property", name=name, value=plain(value))
     return props
 
 
+def _diagnosis_text(report: Report) -> str:
+    return plain("\n".join(report.diagnosis().lines()))
+
+
+def _diagnosis_case(report: Report) -> ET.Element:
+    """The first testcase, the one a CI publisher lists first: the root causes and their knock-ons."""
+    case = ET.Element("testcase", classname=SUITE_NAME, name="diagnosis", time=_seconds(0.0))
+    failed = any(r.status is Status.FAIL or (report.strict and r.status is Status.WARN) for r in report.results)
+    if failed:
+        _child(case, "failure", plain(report.diagnosis().headline), _diagnosis_text(report), "DIAGNOSIS")
+    else:
+        ET.SubElement(case, "system-out").text = _diagnosis_text(report)
+    return case
+
+
 def _case(r: Result, strict: bool) -> ET.Element:
-    case = ET.Element("testcase", classname=r.family, name=f"{r.id} {r.title}", time=_seconds(r.duration_s))
-    first = r.message().splitlines()[0]
+    case = ET.Element("testcase", classname=plain(r.family), name=plain(f"{r.id} {r.title}"),
+                      time=_seconds(r.duration_s))
+    first = plain(r.message()).splitlines()[0]
     if r.status is Status.FAIL or (strict and r.status is Status.WARN):
         label = "" if r.status is Status.FAIL else "WARN under --strict: "
         _child(case, "failure", label + first, r.message(), r.status.value)
     elif r.status is Status.ERROR:
         _child(case, "error", first, r.message(), r.status.value)
     elif r.status is Status.SKIP:
-        ET.SubElement(case, "skipped", message=r.summary)
+        ET.SubElement(case, "skipped", message=plain(r.summary))
     elif r.status is Status.WARN:
-        ET.SubElement(case, "system-out").text = f"WARN {r.message()}"
+        ET.SubElement(case, "system-out").text = plain(f"WARN {r.message()}")
     return case
 
 
 def _child(case: ET.Element, tag: str, message: str, text: str, kind: str) -> None:
-    ET.SubElement(case, tag, message=message, type=kind).text = text
+    ET.SubElement(case, tag, message=plain(message), type=kind).text = plain(text)
 
 
 def _baseline_cases(comparison: BaselineComparison) -> list[ET.Element]:
     cases = []
     for check_id, figures in figures_by_check(comparison).items():
-        case = ET.Element("testcase", classname="BASELINE", name=f"{check_id} quality vs {comparison.checkpoint}",
+        case = ET.Element("testcase", classname="BASELINE", name=plain(f"{check_id} quality vs {comparison.checkpoint}"),
                           time=_seconds(0.0))
         worse = [f for f in figures if f.regressed]
         if worse:
             _child(case, "failure", worse[0].message(), _lines(worse + [f for f in figures if not f.regressed]),
                    "BASELINE")
         else:
-            ET.SubElement(case, "system-out").text = _lines(figures)
+            ET.SubElement(case, "system-out").text = plain(_lines(figures))
         cases.append(case)
     return cases
 

@@ -8,9 +8,10 @@ whose format is detected. Checkpoints load weights-only unless the user trusts t
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import importlib.util
+import io
 import os
+import pickle
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,7 +20,8 @@ import torch
 
 from .errors import InputError
 from .pipeline import Pipeline
-from .reference.checkpoint import FORMAT, load_torch_file
+from .reference.checkpoint import FORMAT, load_torch_file, trusted_checkpoints, trusting
+from .text import first_line, plain
 
 __all__ = ["resolve_device", "load_pipeline", "read_torch_file", "trusted_checkpoints"]
 
@@ -71,72 +73,66 @@ def load_pipeline(checkpoint: str | os.PathLike | None, *, device: torch.device,
         raise InputError("no checkpoint given; a preflight without one needs --pipeline file.py:function")
     if pipeline:
         return _from_factory(checkpoint, pipeline).to(device)
-    return _detected(Path(checkpoint), _trusting(trust_checkpoint)).to(device)
+    return _detected(Path(checkpoint), trusting(trust_checkpoint)).to(device)
 
 
 def _from_factory(checkpoint: str | os.PathLike | None, pipeline: str) -> Pipeline:
     if checkpoint is not None and not Path(checkpoint).exists():
         raise InputError(f"checkpoint not found: {checkpoint}")
     try:
-        result = _load_factory(pipeline)(None if checkpoint is None else str(checkpoint))
+        with _user_code(pipeline):
+            result = _load_factory(pipeline)(None if checkpoint is None else str(checkpoint))
     except InputError:
         raise
     except Exception as exc:  # the user's factory: one line, not a traceback wall
-        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise InputError(f"--pipeline {pipeline!r} raised {type(exc).__name__}: {detail}".rstrip(": ")) from None
+        raise InputError(_factory_failure(pipeline, exc)) from None
     if not isinstance(result, Pipeline):
         raise InputError(f"--pipeline {pipeline!r} returned {type(result).__name__}, not a diffcheck.Pipeline")
     return result
 
 
-# -- format detection and safe loading ---------------------------------------------------------------
-_TRUST: contextvars.ContextVar[bool] = contextvars.ContextVar("diffcheck_trust_checkpoint", default=False)
-
-
 @contextlib.contextmanager
-def trusted_checkpoints(trust: bool = True) -> Iterator[None]:
-    """Within the block, checkpoints that need arbitrary unpickling load (``--trust-checkpoint``)."""
-    token = _TRUST.set(trust)
+def _user_code(pipeline: str) -> Iterator[None]:
+    """Run the user's pipeline file and factory as its own program: ``sys.argv`` holds only the file
+    (diffcheck's options are not the factory's), and a ``sys.exit`` (argparse refusing
+    the arguments) is one InputError quoting what it printed, not the user's usage text. What the
+    factory writes to stderr is passed on once it returns."""
+    argv, captured = sys.argv, io.StringIO()
+    sys.argv = [pipeline.rpartition(":")[0] or pipeline]
     try:
-        yield
+        with contextlib.redirect_stderr(captured):
+            yield
+    except SystemExit as exc:
+        said = first_line(captured.getvalue().strip().splitlines()[-1] if captured.getvalue().strip() else "", 200)
+        raise InputError(f"--pipeline {pipeline!r} exited (SystemExit {exc.code}) instead of returning a Pipeline"
+                         + (f"; it printed: {said}" if said else "")
+                         + "; build(checkpoint) must not parse the command line or exit") from None
     finally:
-        _TRUST.reset(token)
+        sys.argv = argv
+    sys.stderr.write(captured.getvalue())
 
 
-def _trusting(trust: bool | None) -> bool:
-    return _TRUST.get() if trust is None else trust
+def _factory_failure(pipeline: str, exc: BaseException) -> str:
+    """One line for an exception from the user's factory (its own text made plain)."""
+    text = f"--pipeline {pipeline!r} raised {type(exc).__name__}: {first_line(exc, 200)}".rstrip(": ")
+    if isinstance(exc, pickle.UnpicklingError):
+        text += ("; a weights-only torch.load refused the checkpoint: load it with "
+                 "diffcheck.loading.read_torch_file(checkpoint), which honours --trust-checkpoint")
+    return text
 
 
+# -- format detection and safe loading ---------------------------------------------------------------
 def read_torch_file(path: str | os.PathLike, *, trust: bool | None = None) -> Any:
     """``torch.load`` weights-only; a file that needs arbitrary unpickling is refused unless trusted.
 
     Unpickling runs code named in the file, so diffcheck does it only when the user says they
-    trust the file (``--trust-checkpoint``); every other failure is a one-line InputError.
+    trust the file (``trust``, else :func:`trusted_checkpoints`: ``--trust-checkpoint``), and
+    then loads the file once, fully; every failure is a one-line InputError.
     """
-    try:
-        return load_torch_file(path)
-    except InputError as exc:
-        if not str(exc).startswith("refusing to load"):
-            raise
-        if not _trusting(trust):
-            raise InputError(f"refusing to load {path}: a weights-only load cannot read it ({_unsafe_globals(path)}), "
-                             "and a full load runs whatever code the file names; if you trust where the file comes "
-                             "from, pass --trust-checkpoint") from None
-    _importable_libraries()
-    try:
-        return torch.load(Path(path), map_location="cpu", weights_only=False)
-    except Exception as exc:  # a trusted file that still fails: a class that is not importable, truncation
-        raise InputError(f"cannot read checkpoint {path} even with --trust-checkpoint ({type(exc).__name__}: "
-                         f"{_first_line(exc)})") from None
-
-
-def _unsafe_globals(path: str | os.PathLike) -> str:
-    """What the file would make a full load import, e.g. "it names argparse.Namespace"."""
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # an old torch or an odd file: the refusal stands without the names
-        return "it names Python objects beyond tensors"
-    return f"it names {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}"
+    trust = trusting(trust)
+    if trust:
+        _importable_libraries()
+    return load_torch_file(path, trust=trust)
 
 
 def _importable_libraries() -> None:
@@ -147,25 +143,20 @@ def _importable_libraries() -> None:
         ddp1d()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else "no detail"
-
-
 def _detected(path: Path, trust: bool) -> Pipeline:
     """The pipeline for a checkpoint file or folder in a format diffcheck knows."""
     if path.is_dir():
         from .adapters.diffusers import from_folder, is_diffusers_folder
 
         if is_diffusers_folder(path):
-            return from_folder(path)
+            return from_folder(path, trust=trust)
         raise InputError(f"{path} is a folder but not a saved diffusers pipeline (no model_index.json, nor unet/ "
                          f"and scheduler/ configs); {_pipeline_advice(path)}")
     obj = read_torch_file(path, trust=trust)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         from .reference.pipeline import ReferencePipeline
 
-        return ReferencePipeline.from_checkpoint(path)
+        return ReferencePipeline.from_payload(obj, path)
     from .adapters import ddp
 
     if ddp.is_trainer1d_checkpoint(obj):
@@ -179,8 +170,8 @@ def _describe(obj: Any) -> str:
     if isinstance(obj, dict):
         if obj and all(torch.is_tensor(v) for v in obj.values()):
             return f"a bare state_dict of {len(obj)} tensors"
-        return f"a dict with keys [{', '.join(sorted(map(str, obj))[:8])}]"
-    return f"a {type(obj).__name__}"
+        return f"a dict with keys [{', '.join(sorted(plain(k) for k in obj)[:8])}]"
+    return f"a {plain(type(obj).__name__)}"
 
 
 def _pipeline_advice(path: Path) -> str:

@@ -66,6 +66,12 @@ class _ScheduleOracle(nn.Module):
         self.times = TimeRecord()
 
     def coefficients(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        finite = torch.isfinite(t)
+        if not bool(finite.all()):  # as a network would, answer a NaN t with NaN (SMP002 names the call)
+            self.times.conventions.append("non-finite")
+            a, s = self.coefficients(x_t, torch.where(finite, t, torch.zeros_like(t)))
+            bad = (~finite).view(-1, *([1] * (x_t.dim() - 1)))
+            return a.masked_fill(bad, float("nan")), s.masked_fill(bad, float("nan"))
         idx = timestep_index(t, self.T, self.times)
         if idx.numel() == 1:
             idx = idx.expand(x_t.shape[0])
@@ -139,21 +145,49 @@ class Spy(nn.Module):
     network's mode costs one forward pass instead of a whole sampler run.
     """
 
-    def __init__(self, inner: nn.Module, stop_after: int | None = None) -> None:
+    def __init__(self, inner: nn.Module, stop_after: int | None = None, measure_mode: bool = False) -> None:
         super().__init__()
-        self.inner, self.stop_after = inner, stop_after
+        self.inner, self.stop_after, self.measure_mode = inner, stop_after, measure_mode
         self.calls: list[dict] = []
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         out = self.inner(x_t, t, *args, **kwargs)
-        self.calls.append({
-            "t": t.detach().flatten()[0].item() if t.numel() else float("nan"),
-            "t_dtype": str(t.dtype).replace("torch.", ""),
-            "training": bool(self.inner.training),
-        })
+        call = {"t": t.detach().flatten()[0].item() if t.numel() else float("nan"),
+                "t_dtype": str(t.dtype).replace("torch.", ""), "training": bool(self.inner.training)}
+        if self.measure_mode and not self.calls:
+            call.update(_mode_effect(self.inner, out, x_t, t, args, kwargs))
+        self.calls.append(call)
         if self.stop_after is not None and len(self.calls) >= self.stop_after:
             raise StopSampling
         return out
+
+
+def _output_tensor(out) -> torch.Tensor:
+    """The tensor of a network's output (diffusers returns a dataclass with ``.sample``, some a tuple)."""
+    if torch.is_tensor(out):
+        return out
+    if hasattr(out, "sample"):
+        return out.sample
+    return out[0]
+
+
+def _mode_effect(net: nn.Module, out, x_t: torch.Tensor, t: torch.Tensor, args, kwargs) -> dict:
+    """What the network's current mode does to this call's output: the relative change of a second
+    call in the same mode (dropout draws again) and of the same call in eval mode (dropout off, batch
+    norm on its running statistics). Every module's own mode is restored afterwards."""
+    modes = {m: m.training for m in net.modules()}
+    first = _output_tensor(out).detach().double()
+    scale = float(first.abs().max().clamp_min(1e-12))
+    with torch.no_grad():
+        again = _output_tensor(net(x_t, t, *args, **kwargs)).detach().double()
+        net.eval()
+        try:
+            evaluated = _output_tensor(net(x_t, t, *args, **kwargs)).detach().double()
+        finally:
+            for m, training in modes.items():
+                m.training = training
+    return {"repeat_change": float((again - first).abs().max()) / scale,
+            "eval_change": float((evaluated - first).abs().max()) / scale}
 
 
 class StopSampling(Exception):

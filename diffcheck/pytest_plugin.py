@@ -10,14 +10,16 @@ entry point), which imports this module only when a session asks for diffcheck. 
 - with ``[tool.diffcheck.baseline]`` an item ``diffcheck::BASELINE`` fails on a regression.
 
 The checks run once, at the first item, and the report (report.json, figures) is written to the
-configured report directory. Options fall back to ``[tool.diffcheck]`` in the rootdir's
+configured report directory. The run's diagnosis (its root causes, each with the failures it
+explains) is a section of the terminal summary, above pytest's short summary; a failing item's text
+ends with the root cause it follows from, or, for a root cause, the next step. Options fall back to ``[tool.diffcheck]`` in the rootdir's
 pyproject.toml.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,9 +27,10 @@ import pytest
 
 from .config import GateOptions, load_config
 from .data import Dataset, load_dataset
+from .diagnosis import Diagnosis
 from .errors import InputError
 from .gate import run_gate
-from .loading import load_pipeline, resolve_device
+from .loading import load_pipeline, resolve_device, trusted_checkpoints
 from .pipeline import Pipeline
 from .registry import load_registry, select_checks
 from .report import Report
@@ -53,6 +56,8 @@ class SessionState:
 
     checkpoint: str | None
     options: GateOptions
+    #: --diffcheck-trust-checkpoint: checkpoints that need arbitrary unpickling load (runs their code).
+    trust_checkpoint: bool = False
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def pipeline(self) -> Pipeline:
@@ -60,7 +65,7 @@ class SessionState:
             if self.checkpoint is None and self.options.pipeline is None:
                 pytest.fail("diffcheck: name a pipeline with --diffcheck-checkpoint PATH "
                             "or --diffcheck-pipeline file.py:function", pytrace=False)
-            self._cache["pipeline"] = _input(lambda: load_pipeline(
+            self._cache["pipeline"] = self._input(lambda: load_pipeline(
                 self.checkpoint, device=resolve_device(self.options.device), pipeline=self.options.pipeline))
         return self._cache["pipeline"]
 
@@ -69,7 +74,7 @@ class SessionState:
             return None
         if "data" not in self._cache:
             pipe = self.pipeline()
-            self._cache["data"] = _input(lambda: load_dataset(
+            self._cache["data"] = self._input(lambda: load_dataset(
                 self.options.data, length=pipe.sample_shape[1], normaliser=pipe.normaliser,
                 dataset=self.options.dataset))
         return self._cache["data"]
@@ -80,18 +85,27 @@ class SessionState:
             if self.checkpoint is None and self.options.pipeline is None:
                 pytest.fail("diffcheck: --diffcheck needs --diffcheck-checkpoint PATH "
                             "or --diffcheck-pipeline file.py:function", pytrace=False)
-            report = _input(lambda: run_gate(self.checkpoint, self.options))
+            report = self._input(lambda: run_gate(self.checkpoint, self.options))
             report.write_json(self.options.report_dir / "report.json")
             self._cache["report"] = report
         return self._cache["report"]
 
+    def diagnosis(self) -> Diagnosis | None:
+        """The diagnosis of the run, once it ran (None before)."""
+        if "report" in self._cache and "diagnosis" not in self._cache:
+            self._cache["diagnosis"] = self._cache["report"].diagnosis()
+        return self._cache.get("diagnosis")
 
-def _input(load):
-    """Run ``load``; bad input fails the test with one line, as on the command line."""
-    try:
-        return load()
-    except InputError as exc:
-        pytest.fail(f"diffcheck: {exc}", pytrace=False)
+
+    def _input(self, load):
+        """Run ``load`` with the session's trust; bad input fails the test with one line, as on the
+        command line (naming pytest's own flag where the message names the CLI's)."""
+        try:
+            with trusted_checkpoints(self.trust_checkpoint):
+                return load()
+        except InputError as exc:
+            text = str(exc).replace("pass --trust-checkpoint", "pass --diffcheck-trust-checkpoint")
+            pytest.fail(f"diffcheck: {text}", pytrace=False)
 
 
 def session_state(config: pytest.Config) -> SessionState:
@@ -106,7 +120,8 @@ def session_state(config: pytest.Config) -> SessionState:
                 select=[s for s in (config.getoption("diffcheck_select") or "").split(",") if s.strip()])
         except InputError as exc:
             raise pytest.UsageError(f"diffcheck: {exc}") from None
-        config.stash[_STATE] = SessionState(config.getoption("diffcheck_checkpoint"), options)
+        config.stash[_STATE] = SessionState(config.getoption("diffcheck_checkpoint"), options,
+                                            trust_checkpoint=bool(config.getoption("diffcheck_trust_checkpoint")))
     return config.stash[_STATE]
 
 
@@ -125,6 +140,15 @@ class DiffcheckItems:
                                       items: list[pytest.Item]) -> None:
         collector = DiffcheckCollector.from_parent(session, name="diffcheck", nodeid="diffcheck")
         items.extend(session.genitems(collector))  # reported like any collection (counts, errors)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """The run's diagnosis, just above pytest's short test summary."""
+        diagnosis = session_state(self.config).diagnosis()
+        if diagnosis is None:
+            return
+        terminalreporter.section("diffcheck diagnosis")
+        for line in diagnosis.lines():
+            terminalreporter.write_line(line)
 
 
 class DiffcheckCollector(pytest.Collector):
@@ -160,7 +184,7 @@ class DiffcheckItem(pytest.Item):
         if result.status is Status.SKIP:
             pytest.skip(result.summary)
         if result.status in (Status.FAIL, Status.ERROR) or (report.strict and result.status is Status.WARN):
-            raise DiffcheckFailure(_text(result))
+            raise DiffcheckFailure(_text(result) + _place(session_state(self.config).diagnosis(), result.id))
         if result.status is Status.WARN:
             warnings.warn(DiffcheckWarning(result.message()), stacklevel=1)
 
@@ -179,4 +203,22 @@ class DiffcheckItem(pytest.Item):
 
 
 def _text(result: Result) -> str:
-    return result.message() if result.status is not Status.WARN else f"WARN under strict: {result.message()}"
+    text = replace(result, hint=_pytest_hint(result) if result.hint else "").message()
+    return text if result.status is not Status.WARN else f"WARN under strict: {text}"
+
+
+def _place(diagnosis: Diagnosis | None, check_id: str) -> str:
+    """Where the check stands in the diagnosis: the root causes it follows from, or its next step."""
+    if diagnosis is None:
+        return ""
+    roots = [c.id for c in diagnosis.causes if check_id in c.explains]
+    if roots:
+        return f"\nFollows from {', '.join(roots)}, a root cause of this run (see 'diffcheck diagnosis' below)."
+    step = next((c.next_step for c in diagnosis.causes if c.id == check_id), "")
+    return f"\nA root cause of this run. Next step: {step}" if step else ""
+
+
+def _pytest_hint(result: Result) -> str:
+    """How to silence a check in pytest, where ``--ignore`` means paths: the ignore table, or deselection."""
+    return (f'To silence: {result.id} = "<why it does not apply>" under [tool.diffcheck.ignore] in pyproject.toml, '
+            f'or deselect the item: -k "not {result.id}"')

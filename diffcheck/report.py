@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import ExitCode
 from .results import RESULT_SCHEMA_VERSION, Result, Status
+from .text import plain
 
 if TYPE_CHECKING:
     from .baseline import BaselineComparison
+    from .diagnosis import Diagnosis
 
 __all__ = ["Report"]
 
@@ -31,6 +33,12 @@ class Report:
     strict: bool = False
     #: The comparison against a promoted model (``--baseline``, diffcheck.baseline); a regression fails.
     baseline: "BaselineComparison | None" = None
+    #: True when the run was interrupted (Ctrl-C): ``results`` holds the checks that finished.
+    incomplete: bool = False
+    #: The selected checks that did not run because the run was interrupted.
+    not_run: tuple[str, ...] = ()
+    #: Other files the run wrote in the report directory (the baseline run's figures).
+    artifacts: tuple[str, ...] = ()
 
     def __getitem__(self, check_id: str) -> Result:
         for r in self.results:
@@ -44,8 +52,10 @@ class Report:
 
     @property
     def exit_code(self) -> ExitCode:
-        """3 if a check errored, else 1 if one failed (or warned under ``strict``, or the baseline
-        comparison found a regression), else 0 (WARN and SKIP pass)."""
+        """130 if the run was interrupted, else 3 if a check errored, else 1 if one failed (or warned
+        under ``strict``, or the baseline comparison found a regression), else 0 (WARN and SKIP pass)."""
+        if self.incomplete:
+            return ExitCode.INTERRUPTED
         statuses = {r.status for r in self.results}
         if Status.ERROR in statuses:
             return ExitCode.CHECK_ERRORED
@@ -55,7 +65,17 @@ class Report:
             return ExitCode.CHECK_FAILED
         return ExitCode.OK
 
+    def diagnosis(self) -> "Diagnosis":
+        """The root causes of this run's failures, each with its knock-ons (diffcheck.diagnosis)."""
+        from .diagnosis import diagnose
+
+        return diagnose(self.results)
+
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data; every string free of terminal control codes."""
+        return _plain(self._fields())
+
+    def _fields(self) -> dict[str, Any]:
         from . import __version__
 
         return {
@@ -70,12 +90,29 @@ class Report:
             "duration_s": round(self.duration_s, 3),
             **({"meta": dict(self.meta)} if self.meta else {}),
             "strict": self.strict,
+            "incomplete": self.incomplete,
+            **({"not_run": list(self.not_run)} if self.incomplete else {}),
+            "diagnosis": self.diagnosis().to_dict(),
             "results": [r.to_dict() for r in self.results],
             **({"baseline": self.baseline.to_dict()} if self.baseline is not None else {}),
         }
 
+    def to_json_text(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
     def write_json(self, path: str | os.PathLike) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
-        return p
+        """Write :meth:`to_json_text` to ``path`` atomically (the old file or the new, never a part)."""
+        from .outputs import atomic_write
+
+        return atomic_write(path, self.to_json_text())
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with :func:`diffcheck.text.plain` applied to every string in it (keys included)."""
+    if isinstance(value, str):
+        return plain(value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

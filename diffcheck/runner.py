@@ -12,15 +12,25 @@ from .check import Check, check_fixture_names
 from .context import Context
 from .data import Dataset
 from .errors import InputError, Skip
+from .outputs import clear_previous
 from .pipeline import Pipeline
-from .registry import load_registry, select_checks
+from .registry import load_registry, names_plugin, plugin_id, select_checks
 from .report import Report
 from .results import Result, Status, Verdict
+from .text import first_line
 
-__all__ = ["run_checks", "run_one", "parse_threshold_overrides"]
+__all__ = ["run_checks", "run_one", "parse_threshold_overrides", "RunInterrupted"]
 
 Progress = Callable[[str, int, int], None]
 _OK = (Status.PASS, Status.WARN)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_checks`: ``report`` holds every check that finished (``incomplete``)."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(f"interrupted after {len(report.results)} checks")
+        self.report = report
 
 
 def _order(checks: list[type[Check]]) -> list[type[Check]]:
@@ -30,14 +40,9 @@ def _order(checks: list[type[Check]]) -> list[type[Check]]:
 
 
 def _validate_overrides(checks: Iterable[type[Check]], overrides: Mapping[str, Mapping[str, float]]) -> None:
-    by_id = {c.id: c for c in checks}
-    for cid, values in overrides.items():
-        if cid not in by_id:
-            raise InputError(f"threshold override for unknown check {cid!r}")
-        unknown = set(values) - set(by_id[cid].thresholds)
-        if unknown:
-            known = ", ".join(sorted(by_id[cid].thresholds)) or "none"
-            raise InputError(f"{cid} has no threshold {sorted(unknown)[0]!r}; its thresholds: {known}")
+    from .config import check_thresholds
+
+    check_thresholds(checks, overrides)
 
 
 def parse_threshold_overrides(items: Iterable[str]) -> dict[str, dict[str, float]]:
@@ -78,6 +83,9 @@ def run_checks(
     the rest (oracles, forward process, sampler contract) need no trained weights.
     ``settings`` are run options that are not thresholds (``min_samples``, ``max_samples``);
     ``status(text, done, total)`` receives progress from long fixtures such as sampling.
+    A plugin that failed to load is a SKIP result (the run's exit code is unchanged) unless
+    ``select`` names it (``PLUGIN-<entry point>``): then an ERROR. Ctrl-C during the checks raises
+    :class:`RunInterrupted` with the report of the checks that finished.
     """
     broken: tuple[tuple[str, str], ...] = ()
     if checks is None:
@@ -86,35 +94,68 @@ def run_checks(
     checks = [c for c in checks if trained or not c.trained_only]
     overrides = {k.upper(): dict(v) for k, v in (thresholds or {}).items()}
     _validate_overrides(checks, overrides)
-    selected, ignored = select_checks(checks, select, ignore)
+    select, ignore = list(select), list(ignore)
+    plugins = _plugin_results(broken, select, ignore, seed)
+    selected, ignored = select_checks(checks, select, ignore, broken=broken)
     outdir = Path(report_dir) if report_dir is not None else None
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
+        clear_previous(outdir)
     ctx = Context(pipeline=pipeline, data=data, seed=seed, report_dir=outdir, settings=settings, status=status)
     start = time.perf_counter()
     results: dict[str, Result] = ctx.get("results")
     order = _order(selected)
-    for i, cls in enumerate(order):
-        if progress is not None:
-            progress(cls.id, i, len(order))
-        results[cls.id] = run_one(cls, ctx, overrides.get(cls.id, {}), results, outdir)
+    interrupted = _run_all(order, ctx, overrides, results, outdir, progress)
     results.update({c.id: _skipped(c, f"ignored (--ignore {c.id})", seed) for c in ignored})
-    results.update({f"PLUGIN-{name}": _plugin_error(name, err, seed) for name, err in broken})
-    ordered = tuple(sorted(results.values(), key=lambda r: r.id))
-    return Report(results=ordered, pipeline=pipeline.describe(), device=str(pipeline.device), seed=seed,
-                  duration_s=time.perf_counter() - start,
-                  data=None if data is None else {"source": data.source, "spectra": len(data)},
-                  meta=dict(meta or {}))
+    results.update(plugins)
+    report = Report(results=tuple(sorted(results.values(), key=lambda r: r.id)), pipeline=pipeline.describe(),
+                    device=str(pipeline.device), seed=seed, duration_s=time.perf_counter() - start,
+                    data=None if data is None else {"source": data.source, "spectra": len(data)},
+                    meta=dict(meta or {}), incomplete=interrupted,
+                    not_run=tuple(c.id for c in order if c.id not in results) if interrupted else ())
+    if interrupted:
+        raise RunInterrupted(report)
+    return report
+
+
+def _run_all(order: list[type[Check]], ctx: Context, overrides: Mapping[str, Mapping[str, float]],
+             results: dict[str, Result], outdir: Path | None, progress: Progress | None) -> bool:
+    """Run ``order`` into ``results``; True if Ctrl-C stopped it (the check running then has no result)."""
+    try:
+        for i, cls in enumerate(order):
+            if progress is not None:
+                progress(cls.id, i, len(order))
+            results[cls.id] = run_one(cls, ctx, overrides.get(cls.id, {}), results, outdir)
+    except KeyboardInterrupt:
+        return True
+    return False
 
 
 def _skipped(cls: type[Check], reason: str, seed: int) -> Result:
     return Result(id=cls.id, title=cls.title(), status=Status.SKIP, summary=reason, seed=seed)
 
 
-def _plugin_error(name: str, err: str, seed: int) -> Result:
-    return Result(id=f"PLUGIN-{name}", title=f"plugin {name!r} loads", status=Status.ERROR,
-                  summary=f"plugin {name!r} failed to load: {err}", seed=seed,
-                  hint=f"Fix or uninstall the plugin, or set DIFFCHECK_DISABLE_PLUGIN_AUTOLOAD=1.")
+def _plugin_results(broken: Iterable[tuple[str, str]], select: list[str], ignore: list[str],
+                    seed: int) -> dict[str, Result]:
+    """One result per plugin that failed to load: ERROR if selected, SKIP otherwise (ignored or not)."""
+    out = {}
+    for name, err in broken:
+        pid = plugin_id(name)
+        if any(names_plugin(s, name) for s in ignore):
+            out[pid] = Result(id=pid, title=f"plugin {name!r} loads", status=Status.SKIP,
+                              summary=f"ignored (--ignore {pid})", seed=seed)
+        else:
+            chosen = any(names_plugin(s, name) for s in select)
+            out[pid] = _plugin_error(name, err, seed, Status.ERROR if chosen else Status.SKIP)
+    return out
+
+
+def _plugin_error(name: str, err: str, seed: int, status: Status) -> Result:
+    pid = plugin_id(name)
+    return Result(id=pid, title=f"plugin {name!r} loads", status=status,
+                  summary=f"plugin {name!r} failed to load ({first_line(err)}); its checks did not run",
+                  observed={"plugin": name, "load_error": first_line(err)}, seed=seed,
+                  hint=f"Fix or uninstall the plugin; --ignore {pid} silences this.")
 
 
 def _hint(cls: type[Check]) -> str:

@@ -14,6 +14,7 @@ held-out split, a seeded random half of the data plays each role.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -130,30 +131,53 @@ def _decided(x: np.ndarray, flux: np.ndarray, ref: Reference, rng: np.random.Gen
 
 
 class _Recorder:
-    """Sampler callback: counts steps for the progress line, keeps sample 0's x_t at every step."""
+    """Sampler callback: counts steps for the progress line, keeps sample 0's x_t at every step.
+
+    The trace goes to an anonymous temporary file, not to memory: which steps the figure shows
+    depends on the number of steps, known only at the end, and T x L floats (a quarter of a GB at
+    T = 1000, L = 65,536) would otherwise stay in memory. Only the snapshots are read back.
+    """
 
     def __init__(self, status: Callable[[str, float, float], None], label: str, keep: bool) -> None:
-        self.status, self.label, self.keep = status, label, keep
-        self.trace: list[tuple[int, float, np.ndarray]] = []
+        self.status, self.label = status, label
+        self.trace: list[tuple[int, float]] = []  # (step index, t) of each row of the file
+        self.file = tempfile.TemporaryFile() if keep else None
+        self.row_shape: tuple[int, ...] = ()
         self.steps = 0
 
     def __call__(self, info: dict[str, Any]) -> None:
         self.steps += 1
-        if self.keep:
+        if self.file is not None:
             t = info.get("t")
             t = float(t.flatten()[0]) if isinstance(t, torch.Tensor) else float(t)
-            self.trace.append((int(info["i"]), t, info["x_t"][0, 0].detach().float().cpu().numpy().copy()))
+            row = np.ascontiguousarray(info["x_t"][0, 0].detach().float().cpu().numpy())
+            self.row_shape = row.shape
+            self.file.write(row.tobytes())
+            self.trace.append((int(info["i"]), t))
         if self.steps % 25 == 0:
             self.status(f"{self.label}, step {self.steps}", 0, 0)
 
+    def _row(self, k: int) -> np.ndarray:
+        size = int(np.prod(self.row_shape, dtype=np.int64)) * 4
+        self.file.seek(k * size)
+        return np.frombuffer(self.file.read(size), dtype=np.float32).reshape(self.row_shape).copy()
+
     def snapshots(self, final: np.ndarray) -> tuple[tuple[int, float, np.ndarray], ...]:
+        """Sample 0's x_t at SNAPSHOT_FRACTIONS of the steps, the output last (its t is NaN); closes the trace."""
         if not self.trace:
             return ()
-        steps = [(i, t, x) for i, t, x in self.trace] + [(self.trace[-1][0] + 1, 0.0, final)]
-        picks = sorted({round(f * (len(steps) - 1)) for f in SNAPSHOT_FRACTIONS})
-        out = [steps[p] for p in picks]
-        # the final entry is the sample itself (after the last step), labelled t = "out"
-        return tuple((i, (float("nan") if p == len(steps) - 1 else t), x) for p, (i, t, x) in zip(picks, out))
+        n = len(self.trace)  # entries 0..n-1 are the steps, entry n is the output
+        picks = sorted({round(f * n) for f in SNAPSHOT_FRACTIONS})
+        out = tuple((self.trace[p][0], self.trace[p][1], self._row(p)) if p < n else
+                    (self.trace[-1][0] + 1, float("nan"), final) for p in picks)
+        self.close()
+        return out
+
+    def close(self) -> None:
+        """Delete the trace file now (it is anonymous: it also goes when a failed run drops the recorder)."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 @fixture

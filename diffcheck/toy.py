@@ -1,10 +1,16 @@
 """The toy diffusion (TOY): a fresh network, trained in seconds on 2 noise levels with the
 pipeline's own training loss, then asked to denoise through the pipeline's own sampler decoding.
 
-A broken training or sampling path (a target the decoding does not expect, a time input the
-sampler passes differently, a loss that drops t) cannot learn this easy task, whatever the
+A broken path between the loss and the decoding (a target the decoding does not expect, as in the
+motivating experiment; a loss that noises with other coefficients than it declares, or re-normalises
+x_t; a decoding that clips x0 inside the data range) cannot learn this easy task, whatever the
 architecture; a healthy one beats the trivial estimates (the noisy input, the data mean) within
 a few dozen optimiser steps. Nothing about the checkpoint is used except its code.
+
+What it does not see: the toy passes t to ``training_loss_at`` and ``denoise`` itself, so a time
+input that only the sampler loop passes differently (t/T at sampling: SMP004, TEMB003) is outside
+it, and with two noise levels a fresh network reads the level from x_t's amplitude, so a loss that
+drops t (TEMB005) still denoises here. The zoo (fixtures/zoo.toml) requires TOY001 to pass on both.
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ def build(checkpoint: str | None) -> HomemadePipeline:
     if checkpoint is None:
         torch.manual_seed(0)
         return HomemadePipeline(DDPM(UNet1D(), length=512), diffcheck.Normaliser())
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    ckpt = diffcheck.loading.read_torch_file(checkpoint)  # weights-only, unless --trust-checkpoint
     net = UNet1D(**ckpt["unet"])
     net.load_state_dict(ckpt["model"])
     return HomemadePipeline(DDPM(net.eval(), length=ckpt["length"]),

@@ -171,3 +171,14 @@ def test_a_broken_plugin_check_is_error_others_run_exit_3(tmp_path, monkeypatch)
     assert results["BRK001"]["status"] == "ERROR"
     assert results["BRK001"]["summary"] == "check raised RuntimeError: deliberately broken"
     assert {results[f"FWD00{i}"]["status"] for i in range(1, 6)} == {"PASS"}
+
+
+def test_a_broken_plugin_ignored_by_name_leaves_no_line_and_exit_0(tmp_path, monkeypatch):
+    _install_plugin(tmp_path, monkeypatch, "raise ImportError('missing dependency xyz')\n", "dcplug:checks")
+    result = CliRunner().invoke(app, [str(a) for a in (*run_args(tmp_path), "--select", "FWD001",
+                                                        "--ignore", "PLUGIN-plug")])
+    assert result.exit_code == 0, result.output
+    assert "failed to load" not in result.stderr
+    results = {r["id"]: r for r in json.loads((tmp_path / "rep" / "report.json").read_text())["results"]}
+    assert results["PLUGIN-PLUG"]["status"] == "SKIP"
+    assert results["PLUGIN-PLUG"]["summary"] == "ignored: --ignore on the command line"

@@ -73,10 +73,10 @@ def test_no_table_or_no_file_gives_the_defaults(tmp_path, monkeypatch):
     ("[tool.diffcheck.ignore]\nSMP006 = ''", r"ignore: SMP006 needs a reason"),
     ("[tool.diffcheck.thresholds]\nFWD001.max_coef_error = 'tight'", r"thresholds: FWD001\.max_coef_error must be a finite number"),
     ("[tool.diffcheck.thresholds]\nFWD001 = 0.1", r"thresholds: 'FWD001' is not ID\.name"),
-    ("seed = -1", r"seed: expected a non-negative integer"),
+    ("seed = -1", r"seed: expected an integer from 0 to 2\*\*63-1, got -1"),
     ("select = 'FWD'\npipeline = 'nofunction.py'", r"pipeline: expected path/to/file\.py:function"),
     ("[tool.diffcheck.baseline]\ncheckpoint = 'p.pt'\nrtl = 0.1", r"baseline: unknown key 'rtl'"),
-    ("[tool.diffcheck.baseline]\nrtol = -0.1", r"baseline: rtol and atol must be >= 0"),
+    ("[tool.diffcheck.baseline]\nrtol = -0.1", r"baseline: rtol must be >= 0, got -0.1"),
     ("seed = [", r"not valid TOML"),
 ], ids=["unknown-key", "strict-type", "ignore-without-reasons", "empty-reason", "threshold-type",
         "threshold-key", "seed", "pipeline-spec", "baseline-key", "negative-tolerance", "bad-toml"])

@@ -38,7 +38,8 @@ def assert_junit_structure(root: ET.Element) -> list[ET.Element]:
         for tag, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
             assert int(node.get(attr)) == sum(1 for c in cases if c.find(tag) is not None)
         assert float(node.get("time")) >= 0
-    return cases
+    assert cases[0].get("name") == "diagnosis"  # the diagnosis leads; the checks' testcases follow
+    return cases[1:]
 
 
 def parse(report: Report, tmp_path) -> ET.Element:
@@ -59,7 +60,9 @@ def test_one_testcase_per_check_with_failures_as_first_lines(tmp_path):
         failure = by_id[r.id].find("failure")
         assert failure.get("message") == r.message().splitlines()[0] and failure.text == r.message()
     root = parse(report, tmp_path)
-    assert int(root.get("failures")) == len(failed) and int(root.get("errors")) == 0
+    assert int(root.get("failures")) == len(failed) + 1 and int(root.get("errors")) == 0  # + the diagnosis
+    diagnosis = root[0].find("testcase").find("failure")
+    assert diagnosis.get("message").startswith("diagnosis: root cause FWD005 ") and "explains FWD001" in diagnosis.text
 
 
 def test_warn_passes_with_output_or_fails_under_strict(tmp_path):
@@ -83,7 +86,7 @@ def test_error_and_skip_results(tmp_path):
     assert cases[2].find("skipped").get("message") == "requires FWD001, which is FAIL"
 
 
-@pytest.mark.parametrize("strict, code, failures", [(False, 0, "0"), (True, 1, "1")], ids=["default", "strict"])
+@pytest.mark.parametrize("strict, code, failures", [(False, 0, "0"), (True, 1, "2")], ids=["default", "strict"])
 def test_cli_writes_junit_and_strict_fails_a_warn(tmp_path, strict, code, failures):
     junit = tmp_path / "out" / "junit.xml"
     args = ["run", str(HEALTHY_CKPT), "--data", str(TINY_DATA), "--device", "cpu", "--select", "FWD004",
@@ -93,5 +96,5 @@ def test_cli_writes_junit_and_strict_fails_a_warn(tmp_path, strict, code, failur
     assert result.exit_code == code, result.output
     root = ET.parse(junit).getroot()
     assert_junit_structure(root)
-    assert (root.get("tests"), root.get("failures")) == ("1", failures)
+    assert (root.get("tests"), root.get("failures")) == ("2", failures)  # the diagnosis and FWD004
     assert f"junit: {junit}" in result.output.replace("\n", "")

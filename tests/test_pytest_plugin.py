@@ -59,6 +59,10 @@ def test_a_failing_check_fails_its_item_with_the_failure_text(pytester):
     result.stdout.fnmatch_lines(["*_ diffcheck FWD005: SNR decreases strictly with t*_", "FWD005 SNR of q_sample rises *",
                                  "Likely causes:*", "FAILED diffcheck::FWD005 - FWD005 SNR of q_sample rises*"])
     assert "Traceback" not in result.stdout.str() and "def runtest" not in result.stdout.str()
+    # in pytest --ignore means paths: the hint names the ignore table and deselection instead
+    result.stdout.fnmatch_lines(['To silence: FWD005 = "<why it does not apply>" under [[]tool.diffcheck.ignore[]] '
+                                 'in pyproject.toml, or deselect the item: -k "not FWD005"'])
+    assert "--ignore FWD005" not in result.stdout.str()
 
 
 def test_warn_passes_with_a_warning_and_fails_under_strict(pytester):
@@ -105,3 +109,11 @@ def test_fixture_without_a_usable_pipeline_fails_in_one_line(pytester, args, mes
     result = pytester.runpytest(*args, "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([f"*{message}*"])
+
+
+def test_the_diagnosis_leads_the_summary_and_a_knock_on_names_its_root(pytester):
+    result = pytester.runpytest(*_member_args("reversed_t", "FWD"), "--rootdir", str(pytester.path))
+    result.stdout.fnmatch_lines(["FWD001 *", "Follows from FWD005, a root cause of this run*",
+                                 "FWD005 SNR of q_sample rises *", "A root cause of this run. Next step: check the index*",
+                                 "*diffcheck diagnosis*", "diagnosis: root cause FWD005 SNR of q_sample rises*; explains "
+                                 "FWD001*", "*short test summary info*"])

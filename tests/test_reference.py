@@ -49,6 +49,38 @@ def test_unknown_schedule_names_the_known_ones():
         make_schedule("quadratic", 10)
 
 
+def _closed_form_case():
+    g = torch.Generator().manual_seed(1)
+    x0, eps = torch.randn(3, 1, 8, generator=g, dtype=torch.float64), torch.randn(3, 1, 8, generator=g, dtype=torch.float64)
+    a = torch.tensor([0.99, 0.6, 0.05], dtype=torch.float64).view(-1, 1, 1)
+    s = (1 - a**2).sqrt()
+    return x0, eps, a, s, a * x0 + s * eps
+
+
+def test_targets_are_the_closed_forms():
+    """eps, x0 and v = alpha eps - sigma x0 (Salimans & Ho 2022, eq. 6), written independently of diffcheck.param."""
+    x0, eps, a, s, _ = _closed_form_case()
+    got = targets(x0, eps, a, s)
+    torch.testing.assert_close(got["eps"], eps, rtol=0, atol=0)
+    torch.testing.assert_close(got["x0"], x0, rtol=0, atol=0)
+    torch.testing.assert_close(got["v"], a * eps - s * x0, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", PARAMETERISATIONS)
+def test_conversions_to_x0_and_eps_are_the_closed_forms(kind):
+    """x0 = (x_t - sigma eps) / alpha; from v (alpha^2 + sigma^2 = 1): x0 = alpha x_t - sigma v,
+    eps = sigma x_t + alpha v; from x0: eps = (x_t - alpha x0) / sigma."""
+    x0, eps, a, s, x_t = _closed_form_case()
+    out = {"eps": eps, "x0": x0, "v": a * eps - s * x0}[kind]
+    expected = {"eps": ((x_t - s * out) / a, out),
+                "x0": (out, (x_t - a * out) / s),
+                "v": (a * x_t - s * out, s * x_t + a * out)}[kind]
+    x0_hat, eps_hat = to_x0_eps(kind, out, x_t, a, s)
+    torch.testing.assert_close(x0_hat, expected[0], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(eps_hat, expected[1], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(x0_hat, x0, rtol=1e-8, atol=1e-8)
+
+
 @pytest.mark.parametrize("kind", PARAMETERISATIONS)
 def test_conversions_round_trip(kind):
     g = torch.Generator().manual_seed(0)

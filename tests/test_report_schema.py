@@ -70,7 +70,7 @@ def test_the_validator_rejects_what_the_schema_forbids():
     assert errors(good, SCHEMA) == []
     bad = {**good, "extra": 1, "exit_code": 7, "results": [{**good["results"][0], "status": "MAYBE"}]}
     del bad["counts"]
-    assert set(errors(bad, SCHEMA)) == {"$.exit_code: 7 not in [0, 1, 2, 3]", "$: missing 'counts'",
+    assert set(errors(bad, SCHEMA)) == {"$.exit_code: 7 not in [0, 1, 2, 3, 130]", "$: missing 'counts'",
                                         "$.results[0].status: 'MAYBE' not in ['PASS', 'WARN', 'FAIL', 'SKIP', 'ERROR']",
                                         "$: undocumented field 'extra'"}
 
@@ -95,4 +95,11 @@ def test_ignored_errored_and_baseline_reports_validate(tmp_path):
                       observed={"x": float("nan")})
     written = json.loads(replace(report, results=(errored, *report.results[1:])).write_json(tmp_path / "r.json").read_text())
     assert written["baseline"]["figures"] and written["results"][0]["observed"] == {"x": "nan"}
+    assert errors(written, SCHEMA) == []
+
+
+def test_an_interrupted_report_validates(tmp_path):
+    report = replace(report_for("healthy", ("FWD001",)), incomplete=True, not_run=("DIST001",))
+    written = json.loads(report.write_json(tmp_path / "report.json").read_text())
+    assert written["incomplete"] is True and written["not_run"] == ["DIST001"] and written["exit_code"] == 130
     assert errors(written, SCHEMA) == []

@@ -154,13 +154,44 @@ def test_plugin_autoload_can_be_disabled(tmp_path, monkeypatch):
     assert "PLG001" not in {c.id for c in load_registry().checks}
 
 
-def test_a_plugin_that_fails_to_import_is_an_error_result(tmp_path, monkeypatch, healthy):
+def test_a_plugin_that_fails_to_import_is_reported_without_changing_the_exit_code(tmp_path, monkeypatch, healthy):
     _install_plugin(tmp_path, monkeypatch, "raise ImportError('missing dependency xyz')\n", "dcplug:checks")
     report = diffcheck.run_checks(healthy, select=["FWD004"])
-    assert report["PLUGIN-plug"].status is Status.ERROR
-    assert "missing dependency xyz" in report["PLUGIN-plug"].summary
+    assert report["PLUGIN-PLUG"].status is Status.SKIP
+    assert report["PLUGIN-PLUG"].summary == ("plugin 'plug' failed to load (ImportError: missing dependency xyz); "
+                                             "its checks did not run")
     assert report["FWD004"].status is Status.PASS
+    assert report.exit_code == diffcheck.ExitCode.OK
+
+
+def test_a_broken_plugin_selected_by_name_is_an_error(tmp_path, monkeypatch, healthy):
+    _install_plugin(tmp_path, monkeypatch, "raise ImportError('missing dependency xyz')\n", "dcplug:checks")
+    report = diffcheck.run_checks(healthy, select=["PLUGIN-plug"])
+    assert [r.id for r in report.results] == ["PLUGIN-PLUG"]
+    assert report["PLUGIN-PLUG"].status is Status.ERROR
     assert report.exit_code == diffcheck.ExitCode.CHECK_ERRORED
+
+
+def test_a_broken_plugin_can_be_ignored_by_name(tmp_path, monkeypatch, healthy):
+    _install_plugin(tmp_path, monkeypatch, "raise ImportError('missing dependency xyz')\n", "dcplug:checks")
+    report = diffcheck.run_checks(healthy, select=["FWD004"], ignore=["PLUGIN-PLUG"])
+    assert report["PLUGIN-PLUG"].status is Status.SKIP and report["PLUGIN-PLUG"].summary == "ignored (--ignore PLUGIN-PLUG)"
+    assert "load_error" not in report["PLUGIN-PLUG"].observed
+
+
+def test_selecting_checks_of_a_broken_plugin_names_it(tmp_path, monkeypatch, healthy):
+    _install_plugin(tmp_path, monkeypatch, "raise ImportError('missing dependency xyz')\n", "dcplug:checks")
+    with pytest.raises(InputError, match=r"^'PLG' matches no check; .*; plugin 'plug' failed to load \(ImportError: "
+                                         r"missing dependency xyz\)$"):
+        diffcheck.run_checks(healthy, select=["PLG"])
+
+
+def test_a_plugin_with_one_bad_check_adds_none_of_its_checks(tmp_path, monkeypatch):
+    body = PLUGIN.replace("return [PLG001]", "return [PLG001, type('Bad', (PLG001,), {'id': 'bad1'})]")
+    _install_plugin(tmp_path, monkeypatch, body, "dcplug:checks")
+    registry = load_registry()
+    assert "PLG001" not in {c.id for c in registry.checks}
+    assert [name for name, _ in registry.broken] == ["plug"]
 
 
 def test_json_report_has_every_summary_number_as_a_field(healthy, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -12,8 +11,10 @@ from diffcheck.errors import InputError
 from diffcheck.spectra import (CITATION, LINES, SpectraSet, export_real_subset, generate_spectra,
                                read_spectra_h5, wavelength_grid, write_spectra_h5)
 
-DATA = Path("/work/shared/data")
-STELIB, MASTAR = DATA / "stelib_4096.h5", DATA / "mastarhc_4096.h5"
+from tests.conftest import SHARED_DATA
+
+# ../shared/data beside the checkout, wherever the clone lies (not an absolute path of one machine)
+STELIB, MASTAR = SHARED_DATA / "stelib_4096.h5", SHARED_DATA / "mastarhc_4096.h5"
 needs_real = pytest.mark.skipif(not (STELIB.is_file() and MASTAR.is_file()), reason="real spectra not present")
 
 

@@ -8,11 +8,14 @@ import sys
 from types import ModuleType
 
 from ..errors import InputError
+from ..text import first_line
 
-__all__ = ["require", "ddp1d"]
+__all__ = ["require", "ddp1d", "DDP_INSTALL"]
 
 _DDP_PACKAGE = "denoising_diffusion_pytorch"
 _DDP_1D = f"{_DDP_PACKAGE}.denoising_diffusion_pytorch_1d"
+#: The package's own requirements (torchvision, pytorch-fid) would replace the installed torch.
+DDP_INSTALL = "pip install 'diffcheck[ddp]' && pip install --no-deps denoising-diffusion-pytorch==2.3.4"
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -35,7 +38,7 @@ def ddp1d() -> ModuleType:
     if _DDP_1D in sys.modules:
         return sys.modules[_DDP_1D]
     if importlib.util.find_spec(_DDP_PACKAGE) is None:
-        raise InputError(f"{_DDP_PACKAGE} is not installed; install it with: pip install 'diffcheck[ddp]'")
+        raise InputError(f"{_DDP_PACKAGE} is not installed; install it with: {DDP_INSTALL}")
     try:
         return importlib.import_module(_DDP_1D)
     except (ImportError, RuntimeError, OSError) as exc:
@@ -47,4 +50,4 @@ def ddp1d() -> ModuleType:
     except ImportError as exc:
         del sys.modules[_DDP_PACKAGE]
         raise InputError(f"denoising-diffusion-pytorch's 1D module is not importable ({exc}; the package: "
-                         f"{package_error}); install it with: pip install 'diffcheck[ddp]'") from None
+                         f"{first_line(package_error, 160)}); install it with: {DDP_INSTALL}") from None

@@ -27,6 +27,7 @@ from ..errors import InputError, Skip
 from ..normalise import Normaliser
 from ..pipeline import Pipeline, StepCallback
 from ..schedule import Schedule
+from ..text import first_line, plain
 from ._imports import ddp1d
 
 __all__ = ["DDPPipeline", "from_trainer1d", "is_trainer1d_checkpoint", "is_gaussian_diffusion_1d", "trainer1d_summary",
@@ -56,7 +57,8 @@ class DDPPipeline(Pipeline):
     def __init__(self, diffusion: nn.Module, *, training: nn.Module | None = None,
                  normaliser: Normaliser | None = None, online: nn.Module | None = None,
                  factory: Callable[[], nn.Module] | None = None, meta: Mapping[str, Any] | None = None,
-                 stored_buffers: Mapping[str, torch.Tensor] | None = None) -> None:
+                 stored_buffers: Mapping[str, torch.Tensor] | None = None,
+                 declared: Schedule | None = None) -> None:
         _validate(diffusion)
         self.diffusion = diffusion
         self.training = training if training is not None else diffusion
@@ -66,7 +68,9 @@ class DDPPipeline(Pipeline):
         self.meta = dict(meta or {})
         #: Schedule tensors as the checkpoint stored them (betas, alphas_cumprod), by name.
         self.stored_buffers = dict(stored_buffers or {})
-        self._schedule = library_schedule(self.training)
+        #: The schedule the user's constructor declares (read before the checkpoint's buffers were
+        #: loaded over it, see from_trainer1d), else the training object's registered betas.
+        self._schedule = declared if declared is not None else library_schedule(self.training)
         # auto_normalize maps the library's [0, 1] data to the network's [-1, 1]: the default
         # normaliser takes the data the user fed Trainer1D to the network's space the same way.
         auto = diffusion.normalize is not getattr(ddp1d(), "identity")
@@ -255,8 +259,14 @@ def trainer1d_summary(obj: Mapping[str, Any]) -> dict[str, Any]:
     """What a Trainer1D dict says about itself: step, version, T, training objective, input channels, dim."""
     model = obj["model"]
     conv = model.get("model.init_conv.weight")
-    return {"step": int(obj.get("step", 0)), "version": str(obj.get("version", "unknown")),
-            "T": int(model["betas"].numel()), "objective": _objective_from_loss_weight(model),
+    conv = conv if torch.is_tensor(conv) and conv.dim() >= 2 else None
+    try:
+        step, T = int(obj.get("step", 0)), int(model["betas"].numel())
+    except (TypeError, ValueError, AttributeError):
+        raise InputError("the Trainer1D checkpoint's step or betas are not numbers: it is damaged; "
+                         "save it again with Trainer1D.save") from None
+    return {"step": step, "version": first_line(obj.get("version", "unknown"), 40),
+            "T": T, "objective": _objective_from_loss_weight(model),
             "channels": int(conv.shape[1]) if conv is not None else None,
             "dim": int(conv.shape[0]) if conv is not None else None}
 
@@ -264,7 +274,7 @@ def trainer1d_summary(obj: Mapping[str, Any]) -> dict[str, Any]:
 def _objective_from_loss_weight(state: Mapping[str, torch.Tensor]) -> str:
     """The library sets loss_weight = 1 (pred_noise), snr (pred_x0) or snr/(snr+1) (pred_v)."""
     lw, ab = state.get("loss_weight"), state.get("alphas_cumprod")
-    if lw is None or ab is None:
+    if not (torch.is_tensor(lw) and torch.is_tensor(ab)) or lw.shape != ab.shape:
         return "unknown"
     snr = ab.double() / (1 - ab.double())
     for name, expected in (("pred_noise", torch.ones_like(snr)), ("pred_x0", snr), ("pred_v", snr / (snr + 1))):
@@ -293,6 +303,10 @@ def from_trainer1d(checkpoint: str | os.PathLike | Mapping[str, Any],
         raise InputError(f"{where} is not a Trainer1D checkpoint (expected keys step, model, opt, ema)")
     factory = None if isinstance(diffusion, nn.Module) else diffusion
     sampler = _instantiate(diffusion)
+    trainer = _instantiate(training) if training is not None else None
+    # What the user's constructor declares, before load_state_dict overwrites the registered schedule
+    # buffers with the checkpoint's: WGT005 compares the stored ones against this.
+    declared = library_schedule(trainer if trainer is not None else sampler)
     ema = {k[len("ema_model."):]: v for k, v in obj["ema"].items() if str(k).startswith("ema_model.")}
     state = ema if weights == "ema" else obj["model"]
     _load_into(sampler, state, where, f"{weights} weights")
@@ -301,9 +315,7 @@ def from_trainer1d(checkpoint: str | os.PathLike | Mapping[str, Any],
         online = copy.deepcopy(sampler.model)
         online_state = {k[len("model."):]: v for k, v in obj["model"].items() if str(k).startswith("model.")}
         _load_into(online, online_state, where, "online weights")
-    trainer = None
-    if training is not None:
-        trainer = _instantiate(training)
+    if trainer is not None:
         _load_into(trainer, state, where, f"{weights} weights")
         trainer.model = sampler.model
     summary = trainer1d_summary(obj)
@@ -312,7 +324,7 @@ def from_trainer1d(checkpoint: str | os.PathLike | Mapping[str, Any],
             "checkpoint_objective": summary["objective"], "path": where,
             "ema_step": int(obj["ema"]["step"]) if torch.is_tensor(obj["ema"].get("step")) else None}
     return DDPPipeline(sampler.eval(), training=trainer, normaliser=normaliser, online=online.eval(),
-                       factory=factory, meta=meta, stored_buffers=buffers)
+                       factory=factory, meta=meta, stored_buffers=buffers, declared=declared)
 
 
 def _instantiate(diffusion: nn.Module | Callable[[], nn.Module]) -> nn.Module:
@@ -334,7 +346,7 @@ def _load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str,
     unexpected = sorted(set(state) - set(own))
     shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
     if missing or unexpected or shapes:
-        parts = [f"{len(v)} {label} ({', '.join(v[:2])}{', ...' if len(v) > 2 else ''})"
+        parts = [f"{len(v)} {label} ({plain(', '.join(map(str, v[:2])))}{', ...' if len(v) > 2 else ''})"
                  for label, v in (("missing", missing), ("unexpected", unexpected), ("with another shape", shapes))
                  if v]
         raise InputError(f"{where}: the {what} do not fit your {type(module).__name__}: {'; '.join(parts)}; build "

@@ -15,12 +15,13 @@ folder cannot: the inference step count, DDIM's eta and the data normalisation.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -29,12 +30,14 @@ from ..errors import InputError, Skip
 from ..normalise import Normaliser
 from ..pipeline import Pipeline, StepCallback
 from ..schedule import Schedule
+from ..text import first_line, plain
 from ._imports import require
 
 __all__ = ["DiffusersPipeline", "TensorOutput", "from_folder", "is_diffusers_folder", "SIDECAR"]
 
 #: diffcheck's optional file in a diffusers folder, and the keys it may hold.
 SIDECAR = "diffcheck.json"
+_BIN = "diffusion_pytorch_model.bin"
 _SIDECAR_KEYS = frozenset({"num_inference_steps", "eta", "normalisation", "data_source"})
 #: Steps the diffusers pipelines use by default: DDPMPipeline all of them, DDIMPipeline 50.
 _DEFAULT_STEPS = {"DDPMScheduler": None, "DDIMScheduler": 50}
@@ -205,27 +208,74 @@ def is_diffusers_folder(path: str | os.PathLike) -> bool:
 
 
 def from_folder(path: str | os.PathLike, *, num_inference_steps: int | None = None, eta: float | None = None,
-                normaliser: Normaliser | None = None) -> DiffusersPipeline:
-    """A saved diffusers pipeline folder: its unet (or model) and scheduler, plus ``diffcheck.json``."""
+                normaliser: Normaliser | None = None, trust: bool | None = None) -> DiffusersPipeline:
+    """A saved diffusers pipeline folder: its unet (or model) and scheduler, plus ``diffcheck.json``.
+
+    Weights load from safetensors, or from a pickled ``diffusion_pytorch_model.bin`` weights-only
+    unless trusted (``trust``, else :func:`~diffcheck.loading.trusted_checkpoints`).
+    """
     folder = Path(path)
     diffusers = require("diffusers", "diffusers")
     net_dir = _component_dir(folder, ("unet", "model", "transformer"))
     sidecar = _read_sidecar(folder)
     net_cls = _diffusers_class(diffusers, _class_name(net_dir / "config.json"), folder)
     scheduler_cls = _diffusers_class(diffusers, _class_name(folder / "scheduler" / "scheduler_config.json"), folder)
-    try:
-        network, loading = net_cls.from_pretrained(net_dir, output_loading_info=True)
-        scheduler = scheduler_cls.from_pretrained(folder / "scheduler")
-    except (OSError, ValueError, RuntimeError, TypeError) as exc:
-        raise InputError(f"cannot load the diffusers folder {folder}: {type(exc).__name__}: "
-                         f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}") from None
+    with _quiet_library(diffusers):
+        network, report = _network(net_cls, net_dir, folder, trust)
+        scheduler = _pretrained(lambda: scheduler_cls.from_pretrained(folder / "scheduler"), folder)
     norm = normaliser or Normaliser.from_dict(sidecar.get("normalisation", {}))
     meta = {"path": str(folder), "diffusers_version": diffusers.__version__,
-            "data_source": sidecar.get("data_source", ""), "load_report": _load_report(loading)}
+            "data_source": sidecar.get("data_source", ""), "load_report": report}
     return DiffusersPipeline(network.eval(), scheduler,
                              num_inference_steps=num_inference_steps or sidecar.get("num_inference_steps"),
                              eta=eta if eta is not None else float(sidecar.get("eta", 0.0)),
                              normaliser=norm, meta=meta)
+
+
+def _network(net_cls: Any, net_dir: Path, folder: Path, trust: bool | None) -> tuple[nn.Module, dict[str, list[str]]]:
+    """The network and its load report: safetensors through diffusers, a pickled .bin through diffcheck."""
+    weights_bin = net_dir / _BIN
+    if weights_bin.is_file() and not any(net_dir.glob("*.safetensors")):
+        from ..reference.checkpoint import load_torch_file
+
+        state = load_torch_file(weights_bin, trust=trust)  # refused (or trusted) like any checkpoint
+        network = _pretrained(lambda: net_cls.from_config(net_cls.load_config(net_dir)), folder)
+        return network, _load_bin_state(network, state, weights_bin)
+    network, loading = _pretrained(lambda: net_cls.from_pretrained(net_dir, output_loading_info=True,
+                                                                   use_safetensors=True), folder)
+    return network, _load_report(loading)
+
+
+def _load_bin_state(network: nn.Module, state: Any, where: Path) -> dict[str, list[str]]:
+    """Load ``state`` as from_pretrained does (non-strict; mis-shaped keys left out and reported missing)."""
+    if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
+        raise InputError(f"{where} is not a state_dict of tensors; save the network with save_pretrained")
+    own = network.state_dict()
+    mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    result = network.load_state_dict({k: v for k, v in state.items() if k not in mismatched}, strict=False)
+    return {"missing_keys": sorted(map(str, result.missing_keys)) + mismatched,
+            "unexpected_keys": sorted(map(str, result.unexpected_keys))}
+
+
+def _pretrained(load: Any, folder: Path) -> Any:
+    """``load()``; whatever diffusers raises about the folder becomes one line."""
+    try:
+        return load()
+    except Exception as exc:  # diffusers raises many types for a broken folder: one line, not a traceback
+        raise InputError(f"cannot load the diffusers folder {folder}: {type(exc).__name__}: "
+                         f"{first_line(exc, 200) or 'no detail'}") from None
+
+
+@contextlib.contextmanager
+def _quiet_library(diffusers: Any) -> Iterator[None]:
+    """diffusers logs fallbacks, missing keys and its own errors to stderr; diffcheck reports them itself."""
+    logging = diffusers.utils.logging
+    level = logging.get_verbosity()
+    logging.set_verbosity(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
 
 
 def _load_report(loading: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -243,13 +293,18 @@ def _component_dir(folder: Path, names: tuple[str, ...]) -> Path:
 
 
 def _class_name(config: Path) -> str:
-    try:
-        name = json.loads(config.read_text()).get("_class_name")
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {config}: {exc}") from None
+    data = _read_json(config)
+    name = data.get("_class_name") if isinstance(data, dict) else None
     if not isinstance(name, str):
-        raise InputError(f"{config} names no _class_name")
+        raise InputError(f"{config} names no _class_name; save the folder with save_pretrained")
     return name
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InputError(f"cannot read {path}: not valid JSON ({type(exc).__name__}: {first_line(exc, 160)})") from None
 
 
 def _diffusers_class(diffusers: Any, name: str, folder: Path) -> Any:
@@ -265,11 +320,9 @@ def _read_sidecar(folder: Path) -> dict[str, Any]:
     path = folder / SIDECAR
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+    data = _read_json(path)
     unknown = set(data) - _SIDECAR_KEYS if isinstance(data, dict) else {"(not an object)"}
     if unknown:
-        raise InputError(f"{path}: unknown keys {', '.join(sorted(unknown))}; known: {', '.join(sorted(_SIDECAR_KEYS))}")
+        raise InputError(f"{path}: unknown keys {plain(', '.join(sorted(unknown)))}; "
+                         f"known: {', '.join(sorted(_SIDECAR_KEYS))}")
     return data

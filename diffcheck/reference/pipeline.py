@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -13,7 +13,8 @@ from ..errors import InputError
 from ..normalise import Normaliser
 from ..pipeline import Pipeline, StepCallback, WeightsInfo
 from ..schedule import Schedule
-from .checkpoint import read_checkpoint, save_checkpoint
+from ..text import first_line, plain
+from .checkpoint import read_checkpoint, save_checkpoint, validate_checkpoint
 from .ddpm import DiffusionConfig, GaussianDiffusion
 from .unet import UNet1D, UNetConfig
 
@@ -64,24 +65,35 @@ class ReferencePipeline(Pipeline):
     @classmethod
     def from_checkpoint(
         cls, path: str | os.PathLike, *, weights: str = "ema",
+        diffusion_cls: type[GaussianDiffusion] = GaussianDiffusion, trust: bool | None = None,
+    ) -> "ReferencePipeline":
+        """Load a reference checkpoint; ``weights`` picks "ema" (falls back to online) or "online".
+
+        ``trust`` None takes the value of :func:`~diffcheck.loading.trusted_checkpoints`.
+        """
+        return cls.from_payload(read_checkpoint(path, trust=trust), path, weights=weights, diffusion_cls=diffusion_cls)
+
+    @classmethod
+    def from_payload(
+        cls, payload: Mapping[str, Any], path: str | os.PathLike, *, weights: str = "ema",
         diffusion_cls: type[GaussianDiffusion] = GaussianDiffusion,
     ) -> "ReferencePipeline":
-        """Load a reference checkpoint; ``weights`` picks "ema" (falls back to online) or "online"."""
-        ckpt = read_checkpoint(path)
+        """The pipeline of a checkpoint already read from ``path`` (validated here): no second load."""
+        ckpt = validate_checkpoint(payload, path)
         try:
             unet_config = UNetConfig.from_dict(ckpt["model"]["config"])
             diffusion_config = DiffusionConfig.from_dict(ckpt["diffusion"])
             normaliser = Normaliser.from_dict(ckpt["data"].get("normalisation", {}))
             length = int(ckpt["data"]["length"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"checkpoint {path} has an invalid config: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"checkpoint {path} has an invalid config: {_exc_line(exc)}") from None
         online = _load_net(unet_config, ckpt["state_dict"], path, "state_dict")
         ema_sd = ckpt.get("ema_state_dict")
         use_ema = weights == "ema" and ema_sd is not None
         net = _load_net(unet_config, ema_sd, path, "ema_state_dict") if use_ema else online
-        meta = {"step": int(ckpt.get("step", 0)), "ema_decay": ckpt.get("ema_decay"),
+        meta = {"step": _int(ckpt.get("step", 0)), "ema_decay": ckpt.get("ema_decay"),
                 "weights": "ema" if use_ema else "online", "path": str(path),
-                "data_source": ckpt["data"].get("source", "")}
+                "data_source": plain(ckpt["data"].get("source", ""))}
         return cls(unet_config, diffusion_cls(net, diffusion_config), length=length,
                    normaliser=normaliser, online=online, meta=meta)
 
@@ -161,11 +173,22 @@ class ReferencePipeline(Pipeline):
 
 
 def _load_net(config: UNetConfig, state_dict: Any, path: Any, key: str) -> nn.Module:
-    net = UNet1D(config)
     try:
+        net = UNet1D(config)
         net.load_state_dict(state_dict, strict=True)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:2])[:200]
-        raise InputError(f"checkpoint {path}: {key} does not match its model config ({detail})") from None
+    except (RuntimeError, TypeError, AttributeError, ValueError, KeyError) as exc:
+        lines = [line.strip() for line in plain(exc).splitlines() if line.strip()]
+        raise InputError(f"checkpoint {path}: {key} does not match its model config "
+                         f"({' '.join(lines[:2])[:200] or type(exc).__name__})") from None
     return net.eval()
+
+
+def _exc_line(exc: BaseException) -> str:
+    return first_line(exc, 200) or type(exc).__name__
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

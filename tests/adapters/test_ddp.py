@@ -110,3 +110,25 @@ def test_the_documented_file_gives_the_full_report_from_the_cli(tmp_path):
                        "--select", "FWD,PAR,SMP", "--device", "cpu", "--report-dir", tmp_path)
     assert code == 0, out
     assert "PAR004  all agree on eps" in out and "denoising-diffusion-pytorch GaussianDiffusion1D" in out
+
+
+@pytest.mark.parametrize("beta_schedule, status", [("cosine", "PASS"), ("linear", "FAIL")])
+def test_WGT005_compares_the_stored_buffers_with_the_constructor_not_with_themselves(example, beta_schedule, status):
+    """The checkpoint was trained with cosine betas (Trainer1D's default): a constructor declaring linear
+    loads the cosine buffers over its own, and WGT005 must say so (it once compared the buffers with
+    the schedule read back from the same buffers, error exactly 0)."""
+    import diffcheck
+    from diffcheck.adapters.ddp import GaussianDiffusion1D, from_trainer1d
+
+    def declared():
+        base = example.factory()
+        return GaussianDiffusion1D(base.model, seq_length=512, timesteps=1000, sampling_timesteps=100,
+                                   ddim_sampling_eta=1.0, objective="pred_noise", beta_schedule=beta_schedule)
+
+    pipe = from_trainer1d(TRAINER1D_CKPT, declared, ema_decay=0.995)
+    assert pipe.describe()["schedule"] == beta_schedule  # what the user declared, not what the file holds
+    result = diffcheck.run_checks(pipe, select=["WGT005"])["WGT005"]
+    assert result.status.value == status, result.message()
+    if status == "FAIL":
+        assert result.observed["max_relative_error"] > 0.5
+        assert result.summary.startswith(f"stored {result.observed['worst']} differs from the declared schedule by ")

@@ -91,3 +91,30 @@ def test_preflight_catches_the_experiments_bug_on_fresh_weights(tmp_path):
     assert "FAIL PAR004 sampler decodes the output as x0 but the training loss targets eps (oracle loss eps" in res.output
     ids = [r["id"] for r in json.loads((tmp_path / "report.json").read_text())["results"]]
     assert ids == ["PAR001", "PAR002", "PAR004"]  # PAR003 needs a trained network: not part of a preflight
+
+
+class _LossPatched(ReferencePipeline):
+    """The healthy pipeline with its training loss replaced (planted bugs of the loss itself)."""
+
+    def __init__(self, base: ReferencePipeline, loss) -> None:
+        self.__dict__.update(base.__dict__)
+        self._loss = loss
+
+    def training_loss(self, x0, generator=None):
+        return self._loss(self, x0, generator)
+
+
+def test_PAR001_fails_on_a_loss_that_is_nan_even_with_an_exact_network(healthy, tiny_data):
+    nan_loss = _LossPatched(healthy, lambda p, x0, g: ReferencePipeline.training_loss(p, x0, g) * float("nan"))
+    result = diffcheck.run_checks(nan_loss, data=tiny_data, select=["PAR001"])["PAR001"]
+    assert result.status is Status.FAIL
+    assert result.summary == ("the training loss is not finite even with an exact network (eps nan, x0 nan, v nan): "
+                              "it cannot train"), result.summary
+    assert result.observed["non_finite"] == ["eps", "x0", "v"] and "forward process" not in result.summary
+
+
+def test_PAR001_fails_on_a_loss_that_ignores_the_network_output(healthy, tiny_data):
+    blind = _LossPatched(healthy, lambda p, x0, g: (x0 - x0).pow(2).mean())
+    result = diffcheck.run_checks(blind, data=tiny_data, select=["PAR001"])["PAR001"]
+    assert result.status is Status.FAIL and result.observed["identified"] is None
+    assert result.summary.startswith("the training loss is 0 for every oracle (eps 0, x0 0, v 0)"), result.summary

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import torch
 import pytest
 
 import diffcheck
 from diffcheck import Status
 from diffcheck.reference.ddpm import DiffusionConfig, GaussianDiffusion
 from diffcheck.reference.pipeline import ReferencePipeline
-from tests.conftest import report_for
+from tests.conftest import HEALTHY_CKPT, report_for
 
 SMP = ["SMP001", "SMP002", "SMP003", "SMP004", "SMP005", "SMP006", "SMP007"]
 
@@ -92,3 +93,60 @@ def test_SMP003_fails_when_the_sampler_returns_nan(healthy, tiny_data):
     assert result["PAR002"].observed["identified"] == "eps"
     assert result["SMP003"].status is Status.FAIL
     assert result["SMP003"].summary == "the sampler returns NaN or Inf under the exact eps oracle"
+
+
+class NaNTimeAtStep500(GaussianDiffusion):
+    """The network is called with t = NaN at t=500 (the coefficients still use the true t)."""
+
+    def predict(self, x_t, t):
+        model = self.model
+        self.model = lambda x, tt: model(x, torch.where(tt == 500, torch.full_like(tt, float("nan"), dtype=torch.float),
+                                                           tt.float()))
+        try:
+            return super().predict(x_t, t)
+        finally:
+            self.model = model
+
+
+def test_SMP002_fails_when_the_sampler_passes_a_nan_t(healthy, tiny_data):
+    pipe = ReferencePipeline(healthy.unet_config, NaNTimeAtStep500(healthy.network, healthy.diffusion.config),
+                             length=healthy.length, normaliser=healthy.normaliser)
+    result = diffcheck.run_checks(pipe, data=tiny_data, select=["SMP002"])["SMP002"]
+    assert result.status is Status.FAIL, result.message()
+    assert result.summary == "the sampler passes a non-finite t to the network at call 499 of 1000", result.summary
+
+
+def test_SMP006_passes_on_a_fresh_T100_pipeline_without_data(healthy):
+    """No rounding noise at T=100 breaks ties in the clip probe's target: a clamped target once had
+    11.7 % of its pixels tied at its maximum, which SMP006 read as clipping."""
+    fresh = ReferencePipeline.build(healthy.unet_config, DiffusionConfig(T=100), length=healthy.length, seed=1)
+    result = diffcheck.run_checks(fresh, select=["SMP006"], trained=False)["SMP006"]
+    assert result.status is Status.PASS, result.message()
+    assert result.observed["saturated_fraction"] < 0.01
+
+
+class _SamplesInTrainMode(ReferencePipeline):
+    """The healthy pipeline whose sampler never calls eval(): its UNet has Dropout(p=0) and GroupNorm
+    only, so training mode changes nothing."""
+
+    def sample(self, n, *, generator=None, callback=None):
+        self.network.train()
+        return self.diffusion.sample((n, *self.sample_shape), generator=generator, device=self.device,
+                                     callback=callback)
+
+
+def test_SMP005_judges_the_effect_of_training_mode_not_the_flag(healthy, tiny_data):
+    pipe = _SamplesInTrainMode.from_checkpoint(HEALTHY_CKPT)
+    assert all(m.p == 0 for m in pipe.network.modules() if isinstance(m, torch.nn.Dropout))
+    result = diffcheck.run_checks(pipe, data=tiny_data, select=["SMP005"])["SMP005"]
+    assert result.observed["training_mode"] is True
+    assert result.status is Status.PASS, result.message()
+    assert result.observed["repeat_change"] == 0.0 and result.observed["eval_change"] < 1e-6
+    assert result.summary.startswith("the network samples in training mode, but nothing in it depends on the mode")
+    assert pipe.network.training  # the probe restored the mode the sampler set
+
+
+def test_SMP005_fails_on_dropout_left_in_training_mode():
+    result = report_for("dropout_train_mode", ("SMP005",))["SMP005"]
+    assert result.status is Status.FAIL
+    assert result.observed["repeat_change"] > 1e-3 and result.observed["eval_change"] > 1e-3
