@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from .errors import ExitCode, InputError
 from .text import plain
 
+
 def _click_errors() -> tuple[type[Exception], ...]:
     """The usage-error classes of the click typer runs on (vendored in new typer, click in old)."""
     found = []
@@ -85,6 +86,7 @@ def _execute(checkpoint: Optional[Path], *, preflight: bool, trust_checkpoint: b
     from .gate import run_gate
     from .loading import trusted_checkpoints
     from .outputs import claim, validate_output_paths
+    from .render import LogProgress
     from .runner import RunInterrupted, parse_threshold_overrides
 
     out, err = Console(), Console(stderr=True)
@@ -100,8 +102,6 @@ def _execute(checkpoint: Optional[Path], *, preflight: bool, trust_checkpoint: b
             task = bar.add_task("loading", total=None)
 
             current = ["loading"]
-            from .render import LogProgress
-
             log = None if err.is_terminal else LogProgress(err)  # a CI log: plain lines instead of the bar
 
             def progress(check_id: str, i: int, n: int) -> None:
