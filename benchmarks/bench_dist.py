@@ -100,7 +100,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row))
     out = args.out or ROOT / "benchmarks" / "results" / f"dist_{device.type}.json"
-    write_results(out, "DIST family vs the pipeline's own sampler", device, rows)
+    write_results(out, "DIST family vs the pipeline's own sampler", device, rows, repeats=args.repeats)
 
 
 if __name__ == "__main__":

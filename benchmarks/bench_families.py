@@ -63,7 +63,7 @@ def main() -> None:
         print(json.dumps(rows[-1]))
     tag = args.select.replace(",", "-").lower()
     out = args.out or ROOT / "benchmarks" / "results" / f"{tag}_{device.type}.json"
-    write_results(out, f"families {args.select}", device, rows)
+    write_results(out, f"families {args.select}", device, rows, repeats=args.repeats)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ Output: benchmarks/results/learned_<device>.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -24,6 +22,8 @@ import diffcheck
 from diffcheck import Status
 from diffcheck.data import load_dataset
 from diffcheck.loading import load_pipeline
+
+from _results import write_results  # benchmarks/_results.py (scripts run from this folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 STATISTICS = {"TOY001": ("clean_level_ratio", "max_error_ratio", "max"),
@@ -43,7 +43,7 @@ def main() -> None:
     pipe = load_pipeline(ROOT / "fixtures/checkpoints/healthy_tiny.pt", device=device)
     data = load_dataset(ROOT / "fixtures/data/spectra_tiny.h5", length=pipe.sample_shape[1], normaliser=pipe.normaliser)
     durations: dict[str, list[float]] = {}
-    alarms, worst, walls = [], {}, []
+    alarms, worst, walls, cases = [], {}, [], []
     for seed in range(args.seeds):
         t0 = time.perf_counter()
         report = diffcheck.run_checks(pipe, data=data, select=["TEMB", "LOSS", "WGT", "TOY"], seed=seed)
@@ -57,15 +57,16 @@ def main() -> None:
             old = worst.get(cid, {}).get("worst", v)
             worst[cid] = {"field": field, "worst": (max if side == "max" else min)(old, v),
                           "threshold": report[cid].thresholds[th]}
+        cases.append({"seed": seed, "wall_s": round(walls[-1], 2),
+                      "observed": {cid: report[cid].observed[f] for cid, (f, _, _) in STATISTICS.items()}})
         print(f"seed {seed}: {walls[-1]:.1f}s, {len(alarms)} alarms so far", flush=True)
-    out = {"device": str(device), "cpu_threads": torch.get_num_threads(), "machine": platform.machine(),
-           "seeds": args.seeds, "false_alarms": alarms, "worst": worst,
-           "wall_s_median": statistics.median(walls), "wall_s_max": max(walls),
-           "check_s_median": {k: round(statistics.median(v), 3) for k, v in durations.items()},
-           "check_s_max": {k: round(max(v), 3) for k, v in durations.items()}}
+    summary = {"seeds": args.seeds, "false_alarms": alarms, "worst": worst,
+               "wall_s_median": round(statistics.median(walls), 2), "wall_s_max": round(max(walls), 2),
+               "check_s_median": {k: round(statistics.median(v), 3) for k, v in durations.items()},
+               "check_s_max": {k: round(max(v), 3) for k, v in durations.items()}}
     path = args.out or ROOT / "benchmarks/results" / f"learned_{device.type}.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+    write_results(path, "learned-behaviour families (TEMB, LOSS, WGT, TOY) on the healthy tiny fixture", device,
+                  cases, meta=summary, repeats=args.seeds)
 
 
 if __name__ == "__main__":

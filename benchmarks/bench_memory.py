@@ -68,10 +68,6 @@ def _rescale(ddpm, T):
 '''
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-
 def _preflight(folder: Path, length: int, steps: int, width: int) -> dict:
     """One preflight in a child process: exit code, wall time, peak RSS, the statuses it reported."""
     source = folder / f"homemade_L{length}_T{steps}.py"
@@ -115,8 +111,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     lengths = [int(v) for v in args.lengths.split(",")]
-    meta = {"commit": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-            "cpu_count": os.cpu_count(), "budget_mib": BUDGET_MIB}
+    meta = {"budget_mib": BUDGET_MIB}
     out = args.out or ROOT / "benchmarks" / "results" / "memory_cpu.json"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,7 +124,8 @@ def main() -> None:
             print(json.dumps({k: row[k] for k in ("length", "steps", "exit_code", "wall_s", "cpu_s", "peak_rss_mib")}),
                   flush=True)
             # written after every case: a long run that is stopped keeps the cases it finished
-            write_results(out, "preflight peak RSS, home-made pipeline", torch.device("cpu"), rows, meta=meta)
+            write_results(out, "preflight peak RSS, home-made pipeline", torch.device("cpu"), rows, meta=meta,
+                          repeats=args.repeats)
 
 
 if __name__ == "__main__":

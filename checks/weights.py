@@ -71,35 +71,64 @@ class WGT001(Check):
 
 
 class WGT002(Check):
-    """The weights loaded strictly: no missing or unexpected keys"""
+    """The network the sampler calls holds the file's weights: every key loaded, none left over"""
 
     id = "WGT002"
     explains = frozenset({"WGT003", "LOSS001", "PAR003", "TEMB", "DIST"})
     next_step = ("load with strict=True and fix the key names (strip 'module.' or '_orig_mod.') or the model config "
-                 "until no key is missing")
+                 "until no key is missing; sample with the module you loaded into")
 
     def measure(self, pipeline: Pipeline) -> dict[str, Any]:
         info = pipeline.weights_info()
-        if info.missing_keys is None or info.unexpected_keys is None:
-            raise Skip("the pipeline does not report how its weights were loaded (WeightsInfo.missing_keys)")
-        missing, unexpected = list(info.missing_keys), list(info.unexpected_keys)
+        own = pipeline.network.state_dict()
+        if info.stored_state is not None:
+            # what the file holds against what the sampled network holds, key by key and value by value
+            stored = info.stored_state
+            missing, unexpected = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
+            differing = sorted(k for k in set(own) & set(stored) if not _same(own[k], stored[k]))
+            basis = "file"
+        elif info.missing_keys is not None and info.unexpected_keys is not None:
+            missing, unexpected, differing, basis = list(info.missing_keys), list(info.unexpected_keys), [], "load report"
+        else:
+            raise Skip("the pipeline reports neither the tensors its file holds (WeightsInfo.stored_state) nor how "
+                       "its weights were loaded (WeightsInfo.missing_keys)")
         prefixed = [k for k in unexpected if k.split(".", 1)[-1] in set(missing) and k.startswith("module.")]
-        expected = len(pipeline.network.state_dict())
-        return {"missing": len(missing), "unexpected": len(unexpected), "missing_keys": missing,
-                "unexpected_keys": unexpected, "module_prefixed": len(prefixed), "expected": expected}
+        return {"missing": len(missing), "unexpected": len(unexpected), "differing": len(differing),
+                "missing_keys": missing, "unexpected_keys": unexpected, "differing_keys": differing,
+                "module_prefixed": len(prefixed), "expected": len(own), "basis": basis}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
-        if o["missing"] == 0 and o["unexpected"] == 0:
-            return Verdict(Status.PASS, f"all {o['expected']} tensors loaded, no unexpected keys")
-        ev = (f"missing: {_names(o['missing_keys']) or 'none'}", f"unexpected: {_names(o['unexpected_keys']) or 'none'}")
-        summary = (f"{o['missing']} of {o['expected']} tensors were not loaded and stay at their initial values; "
-                   f"{o['unexpected']} keys in the file were not used")
-        if o["module_prefixed"]:
-            summary += f" ({o['module_prefixed']} carry a 'module.' prefix from DataParallel/DDP)"
-        return Verdict(Status.FAIL, summary, ev,
-                       ("load_state_dict(strict=False) hid a key mismatch", "a checkpoint saved from a "
-                        "DataParallel/DDP wrapper ('module.' prefix) or torch.compile ('_orig_mod.')",
-                        "the model config differs from the one the checkpoint was trained with"))
+        if o["missing"] == 0 and o["unexpected"] == 0 and o["differing"] == 0:
+            if o["basis"] == "file":
+                return Verdict(Status.PASS, f"all {o['expected']} tensors of the sampled network equal the file's, "
+                               "no key left over")
+            return Verdict(Status.PASS, f"all {o['expected']} tensors loaded, no unexpected keys (the pipeline's "
+                           "load report)")
+        ev = (f"missing: {_names(o['missing_keys']) or 'none'}", f"unexpected: {_names(o['unexpected_keys']) or 'none'}",
+              f"values unlike the file's: {_names(o['differing_keys']) or 'none'}")
+        if o["missing"] or o["unexpected"]:
+            summary = (f"{o['missing']} of {o['expected']} tensors were not loaded and stay at their initial values; "
+                       f"{o['unexpected']} keys in the file were not used")
+            if o["module_prefixed"]:
+                summary += f" ({o['module_prefixed']} carry a 'module.' prefix from DataParallel/DDP)"
+            if o["differing"]:
+                summary += f"; {o['differing']} more hold other values than the file's"
+            causes = ("load_state_dict(strict=False) hid a key mismatch", "a checkpoint saved from a "
+                      "DataParallel/DDP wrapper ('module.' prefix) or torch.compile ('_orig_mod.')",
+                      "the model config differs from the one the checkpoint was trained with")
+        else:
+            summary = (f"{o['differing']} of {o['expected']} tensors of the network the sampler calls differ from "
+                       f"the file's: it does not sample with the weights that were saved")
+            causes = ("the weights were loaded into one model object and the sampler calls another (a fresh one)",
+                      "the network was re-initialised or modified after loading (an init function, a weight "
+                      "transform)", "the online weights were loaded where the EMA weights were meant, or the reverse")
+        return Verdict(Status.FAIL, summary, ev, causes)
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal shape and values (NaN equal to NaN), compared on the CPU in the network's dtype."""
+    a, b = a.detach().cpu(), torch.as_tensor(b).detach().cpu()
+    return a.shape == b.shape and torch.equal(torch.nan_to_num(a), torch.nan_to_num(b.to(a.dtype)))
 
 
 class WGT003(Check):

@@ -51,6 +51,9 @@ class WeightsInfo:
     unexpected_keys: tuple[str, ...] | None = None
     #: Schedule tensors stored with the weights (e.g. ``betas``, ``alphas_cumprod``), by name.
     schedule_buffers: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    #: The tensors the file holds for the sampled network, keyed as its ``state_dict()`` (``None``:
+    #: not known). WGT002 compares the network the sampler calls with them, key by key and value by value.
+    stored_state: Mapping[str, torch.Tensor] | None = None
 
 
 class Pipeline(abc.ABC):

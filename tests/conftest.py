@@ -6,14 +6,17 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
+import io
 import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 
 import diffcheck
+from diffcheck import Status
 from diffcheck.data import load_dataset
 from diffcheck.loading import load_pipeline
 from diffcheck.reference.ddpm import GaussianDiffusion
@@ -190,10 +193,17 @@ class _SampleMemo:
 SAMPLE_MEMO = _SampleMemo()
 
 
-def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0) -> diffcheck.Report:
-    """Run (once per session) the selected checks (default: all) on the healthy fixture or a zoo
-    member; a member's full run leaves out its knock-on-only costly families (COSTLY)."""
-    ignore = knock_on_families(zoo_member(name)) if name != "healthy" and not select else ()
+def _is_healthy(name: str) -> bool:
+    return name == "healthy" or any(m["name"] == name for m in ZOO.get("library", []))
+
+
+def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0, *, every_family: bool = False) -> diffcheck.Report:
+    """Run (once per session) the selected checks (default: all) on the healthy fixture, a healthy
+    library fixture or a zoo bug; a bug's full run leaves out its knock-on-only costly families
+    (COSTLY) unless ``every_family``. Healthy pipelines sample at the defaults a user gets, bugs at
+    ZOO_SAMPLES."""
+    healthy = _is_healthy(name)
+    ignore = knock_on_families(zoo_member(name)) if not healthy and not select and not every_family else ()
     key = (name, select, seed, ignore)
     if key not in _REPORTS:
         pipe = load_pipeline(HEALTHY_CKPT, device=diffcheck.resolve_device("cpu")) if name == "healthy" \
@@ -201,5 +211,53 @@ def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0) -> diffch
         data = load_dataset(TINY_DATA, length=pipe.sample_shape[1], normaliser=pipe.normaliser)
         with SAMPLE_MEMO.active():
             _REPORTS[key] = diffcheck.run_checks(pipe, data=data, select=list(select), ignore=list(ignore),
-                                                 seed=seed, settings=None if name == "healthy" else ZOO_SAMPLES)
+                                                 seed=seed, settings=None if healthy else ZOO_SAMPLES)
     return _REPORTS[key]
+
+
+#: The zoo's seeds: every member must be caught at each (benchmarks/bench_zoo.py runs them all).
+ZOO_SEEDS = range(5)
+
+
+def zoo_selection(member: dict, seed: int) -> tuple[str, ...]:
+    """What a member's run at ``seed`` selects: every check at seed 0, its must_fail/must_warn after."""
+    return () if seed == 0 else tuple(sorted({*member.get("must_fail", []), *member.get("must_warn", [])}))
+
+
+def zoo_problems(report: diffcheck.Report, member: dict, seed: int) -> list[str]:
+    """What is wrong with a zoo member's report at ``seed`` (empty: caught, nothing else flagged, and
+    the diagnosis leads with it). Shared by tests/quality/test_zoo_quality.py and the benchmark.
+
+    - every ``must_fail`` check FAILs and every ``must_warn`` check WARNs (a WARN, not more);
+    - nothing else FAILs, WARNs or ERRORs except the declared knock-ons (``may_fail``);
+    - line 1 of the terminal report is report.json's ``diagnosis.headline``, names every
+      ``must_fail`` check, and its first root cause is one of the member's own checks;
+    - every root cause is one of the member's own checks: each flagged knock-on is listed under
+      one of them, not reported as a fault of its own.
+    """
+    from diffcheck.diagnosis import expand_ids
+    from diffcheck.render import render_report
+
+    must_fail, must_warn = set(member.get("must_fail", [])), set(member.get("must_warn", []))
+    allowed = must_fail | must_warn | set(member.get("may_fail", []))
+    flagged = {r.id: r.status.value for r in report.results if r.status in (Status.FAIL, Status.WARN, Status.ERROR)}
+    problems = [f"{c} is {flagged.get(c, 'not flagged')}, must FAIL" for c in sorted(must_fail) if flagged.get(c) != "FAIL"]
+    problems += [f"{c} is {flagged.get(c, 'not flagged')}, must WARN" for c in sorted(must_warn) if flagged.get(c) != "WARN"]
+    problems += [f"{c} is {v} but not declared (may_fail)" for c, v in sorted(flagged.items()) if c not in allowed]
+    buf = io.StringIO()
+    render_report(report, Console(file=buf, width=200, color_system=None))
+    line1 = buf.getvalue().splitlines()[0]
+    diagnosis = report.to_dict()["diagnosis"]
+    if diagnosis["headline"] != line1:
+        problems.append(f"line 1 {line1!r} is not the diagnosis headline {diagnosis['headline']!r}")
+    named = expand_ids(line1)
+    if not (must_fail <= named and (must_fail or must_warn) & named):
+        problems.append(f"line 1 does not name {sorted(must_fail | must_warn)}: {line1!r}")
+    roots = diagnosis["root_causes"]
+    if not roots or roots[0]["id"] not in must_fail | must_warn:
+        problems.append(f"the first root cause is {roots[0]['id'] if roots else None}, not the member's own check")
+    # a declared knock-on is one only where the diagnosis says so: a flagged may_fail check reported
+    # as a root cause of its own would send the user after the wrong fault
+    problems += [f"{c['id']} is reported as a root cause of its own, not as a knock-on of {sorted(must_fail | must_warn)}"
+                 for c in roots[1:] if c["id"] not in must_fail | must_warn]
+    return problems

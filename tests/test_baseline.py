@@ -147,5 +147,9 @@ def test_declared_quality_fields_are_observed_fields():
     declared = {c.id: c.quality for c in load_registry(plugins=False).checks if c.quality}
     assert "PAR003" in declared
     report = report_for("healthy", ("PAR003",))
-    for name in declared["PAR003"]:
-        assert isinstance(report["PAR003"].observed[name], float)
+    observed = report["PAR003"].observed
+    assert set(declared["PAR003"]) == {"fit_unexplained"}
+    # 1 - the mean R² of the identified target, recomputed from the per-t R² the check reports
+    r2 = observed[f"r2_{observed['best']}_by_t"]
+    assert observed["fit_unexplained"] == pytest.approx(1.0 - sum(r2) / len(r2), rel=1e-9)
+    assert 0.0 < observed["fit_unexplained"] < 0.5  # a trained eps network explains most of its target

@@ -68,6 +68,8 @@ class DDPPipeline(Pipeline):
         self.meta = dict(meta or {})
         #: Schedule tensors as the checkpoint stored them (betas, alphas_cumprod), by name.
         self.stored_buffers = dict(stored_buffers or {})
+        #: The checkpoint's tensors for the sampled Unet1D (set by from_trainer1d; None otherwise).
+        self.stored_state: Mapping[str, torch.Tensor] | None = None
         #: The schedule the user's constructor declares (read before the checkpoint's buffers were
         #: loaded over it, see from_trainer1d), else the training object's registered betas.
         self._schedule = declared if declared is not None else library_schedule(self.training)
@@ -128,7 +130,7 @@ class DDPPipeline(Pipeline):
         ema = self.online is not self.network
         return WeightsInfo(online=self.online if ema else None, ema_decay=self.meta.get("ema_decay") if ema else None,
                            steps=self.meta.get("step"), missing_keys=(), unexpected_keys=(),
-                           schedule_buffers=dict(self.stored_buffers))
+                           schedule_buffers=dict(self.stored_buffers), stored_state=self.stored_state)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None,
                callback: StepCallback | None = None) -> torch.Tensor:
@@ -323,8 +325,10 @@ def from_trainer1d(checkpoint: str | os.PathLike | Mapping[str, Any],
     meta = {"weights": weights, "step": summary["step"], "ema_decay": ema_decay, "library_version": summary["version"],
             "checkpoint_objective": summary["objective"], "path": where,
             "ema_step": int(obj["ema"]["step"]) if torch.is_tensor(obj["ema"].get("step")) else None}
-    return DDPPipeline(sampler.eval(), training=trainer, normaliser=normaliser, online=online.eval(),
+    pipe = DDPPipeline(sampler.eval(), training=trainer, normaliser=normaliser, online=online.eval(),
                        factory=factory, meta=meta, stored_buffers=buffers, declared=declared)
+    pipe.stored_state = {k[len("model."):]: v for k, v in state.items() if str(k).startswith("model.")}
+    return pipe
 
 
 def _instantiate(diffusion: nn.Module | Callable[[], nn.Module]) -> nn.Module:

@@ -42,6 +42,9 @@ class ReferencePipeline(Pipeline):
         self._normaliser = normaliser or Normaliser()
         self.online = online if online is not None else diffusion.model
         self.meta = dict(meta or {})
+        #: What the checkpoint file holds for the sampled network (set by from_checkpoint; None when
+        #: the pipeline was built in code).
+        self.stored_state: Mapping[str, torch.Tensor] | None = None
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -94,8 +97,10 @@ class ReferencePipeline(Pipeline):
         meta = {"step": _int(ckpt.get("step", 0)), "ema_decay": ckpt.get("ema_decay"),
                 "weights": "ema" if use_ema else "online", "path": str(path),
                 "data_source": plain(ckpt["data"].get("source", ""))}
-        return cls(unet_config, diffusion_cls(net, diffusion_config), length=length,
+        pipe = cls(unet_config, diffusion_cls(net, diffusion_config), length=length,
                    normaliser=normaliser, online=online, meta=meta)
+        pipe.stored_state = ema_sd if use_ema else ckpt["state_dict"]
+        return pipe
 
     def save(self, path: str | os.PathLike, *, step: int, ema_decay: float, data_source: str = "") -> None:
         save_checkpoint(path, {
@@ -160,10 +165,12 @@ class ReferencePipeline(Pipeline):
         return self.diffusion.predict(x_t, t)[0]
 
     def weights_info(self) -> WeightsInfo:
-        """Checkpoints load strictly (a mismatch is an InputError), so the load report is empty."""
+        """Checkpoints load strictly (a mismatch is an InputError), so the load report is empty; a
+        pipeline read from a file also hands over the tensors the file holds for its sampled network."""
         ema = self.online is not self.network
         return WeightsInfo(online=self.online if ema else None, ema_decay=self.meta.get("ema_decay") if ema else None,
-                           steps=self.meta.get("step"), missing_keys=(), unexpected_keys=())
+                           steps=self.meta.get("step"), missing_keys=(), unexpected_keys=(),
+                           stored_state=self.stored_state)
 
     def describe(self) -> dict[str, Any]:
         cfg = self.diffusion.config

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pytest
+
 import diffcheck
 from diffcheck import Status
 from diffcheck.pipeline import Pipeline
@@ -24,12 +27,30 @@ def test_LOSS001_declares_quality_figures_that_it_reports():
 
     observed = report_for("healthy")["LOSS001"].observed
     assert dict(LOSS001.quality) == {"peak_skill": "higher", "median_loss": "lower"}
-    assert all(isinstance(observed[name], float) for name in LOSS001.quality)
+    # the figures are what the per-t losses say, recomputed here from the reported arrays
+    loss, best = np.asarray(observed["loss"]), np.minimum(observed["loss_zero"], observed["loss_mean"])
+    assert observed["peak_skill"] == pytest.approx(float(np.max(1.0 - loss / best)), rel=1e-12)
+    assert observed["median_loss"] == pytest.approx(float(np.median(loss)), rel=1e-12)
+    assert observed["peak_t"] == observed["t"][int(np.argmax(1.0 - loss / best))]
+
+
+@pytest.mark.parametrize("member", ["ddp_prefix_non_strict", "ema_barely_moved"])
+def test_LOSS001_fails_on_a_network_that_learned_nothing(member):
+    """Not LOSS001's own baseline: a fresh initialisation (nothing loaded), and EMA weights 97 % their
+    initialisation. Their loss is worse than the trivial predictors' at every t."""
+    result = report_for(member, ("LOSS001",))["LOSS001"]
+    assert result.status is Status.FAIL, result.message()
+    assert result.observed["peak_skill"] < 0.0, result.observed["peak_skill"]
+    assert re.fullmatch(rf"the network is no better than predicting the data mean or zeros: at best {NUM}% lower loss "
+                        rf"\(loss {NUM} vs {NUM} for the best trivial predictor at t=\d+; vs >= 50%\); median loss {NUM} "
+                        rf"looks small only because the mean predictor's is {NUM}", result.summary), result.summary
 
 
 def test_LOSS001_fails_on_a_network_that_learned_only_the_mean():
+    """A regression guard (this network is LOSS001's mean baseline, so its skill is 0 by construction)."""
     result = report_for("mean_only", ("LOSS001",))["LOSS001"]
     assert result.status is Status.FAIL
+    assert abs(result.observed["peak_skill"]) < 1e-3, result.observed["peak_skill"]
     assert re.fullmatch(rf"the network is no better than predicting the data mean or zeros: at best {NUM}% lower loss "
                         rf"\(loss {NUM} vs {NUM} for the best trivial predictor at t=\d+; vs >= 50%\); median loss {NUM} "
                         rf"looks small only because the mean predictor's is {NUM}", result.summary), result.summary

@@ -79,3 +79,27 @@ def test_WGT005_compares_stored_schedule_tensors(tiny_data, schedule, status):
     if status is Status.FAIL:
         assert re.fullmatch(rf"stored \w+ differs from the declared schedule by {NUM} \(relative; vs <= 0.001\)",
                             result.summary), result.summary
+
+
+def test_WGT002_compares_the_sampled_network_with_the_file():
+    """A PASS that is measured: the reference pipeline hands over the file's tensors and WGT002
+    compares every one with the network the sampler calls."""
+    result = report_for("healthy")["WGT002"]
+    assert result.observed["basis"] == "file" and result.observed["differing"] == 0
+    assert result.summary == f"all {result.observed['expected']} tensors of the sampled network equal the file's, no key left over"
+
+
+def test_WGT002_fails_when_the_sampler_calls_a_network_other_than_the_loaded_one(tiny_data):
+    """The planted bug: weights loaded into one object, sampling with a freshly built one."""
+    from diffcheck.reference.unet import UNet1D
+
+    pipe = ReferencePipeline.from_checkpoint(HEALTHY_CKPT)
+    torch.manual_seed(0)
+    pipe.diffusion.model = UNet1D(pipe.unet_config).eval()  # BUG: the loaded network is not the sampled one
+    fresh, saved = pipe.network.state_dict(), pipe.stored_state
+    expected = sum(not torch.equal(fresh[k], saved[k]) for k in fresh)
+    result = diffcheck.run_checks(pipe, data=tiny_data, select=["WGT002"])["WGT002"]
+    assert result.status is Status.FAIL, result.message()
+    assert result.observed["differing"] == expected and expected > len(fresh) // 2, (expected, len(fresh))
+    assert result.summary == (f"{expected} of {len(fresh)} tensors of the network the sampler calls differ "
+                              "from the file's: it does not sample with the weights that were saved")
