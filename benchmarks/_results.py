@@ -28,10 +28,14 @@ def git(*args: str) -> str:
         return ""
 
 
+#: The code the benchmark runs: the commit and whether tracked files differed from it, at its start
+#: (a long benchmark writes as it goes, while the tree may move on).
+CODE_AT_START = {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
 def provenance() -> dict:
     """Commit, dirty flag, CPU count and load: what a reader needs to judge a timing."""
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-            "cpu_count": os.cpu_count(), "load_avg_1m_start": LOAD_AT_START,
+    return {**CODE_AT_START, "cpu_count": os.cpu_count(), "load_avg_1m_start": LOAD_AT_START,
             "load_avg_1m_end": round(os.getloadavg()[0], 2)}
 
 

@@ -52,7 +52,7 @@ def build(checkpoint):
     if ddpm.T != 1000:  # betas scaled by 1000/T (Nichol & Dhariwal 2021): the same terminal SNR at any T
         ddpm = example.DDPM(ddpm.model, length={length}, T=1000)
         _rescale(ddpm, {steps})
-    return example.HomemadePipeline(ddpm, diffcheck.Normaliser())
+    return example.pipeline(ddpm, diffcheck.Normaliser())
 
 
 def _rescale(ddpm, T):

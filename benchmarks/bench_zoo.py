@@ -17,7 +17,6 @@ tests/quality/test_zoo_quality.py checks that the committed file covers the zoo 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -29,11 +28,12 @@ from _results import ROOT, write_results  # benchmarks/_results.py (scripts run 
 sys.path.insert(0, str(ROOT))
 
 from diffcheck import Status  # noqa: E402
-from tests.conftest import _REPORTS, EXTRAS, FIXTURES, ZOO, report_for, zoo_problems, zoo_selection  # noqa: E402
+from tests.conftest import (_REPORTS, EXTRAS, ZOO, report_for, swept_zoo_sha256, zoo_problems,  # noqa: E402
+                            zoo_selection)
 
 
 def zoo_sha256() -> str:
-    return hashlib.sha256((FIXTURES / "zoo.toml").read_bytes()).hexdigest()
+    return swept_zoo_sha256(ZOO)
 
 
 def _available(member: dict) -> bool:

@@ -107,7 +107,9 @@ class SMP003(Check):
     def measure(self, sampler_oracles: dict) -> dict[str, Any]:
         kind, run = _decoded_run(sampler_oracles)
         return {"kind": kind, "landing_error": run["max_error"], "last_t": run["t"][-1],
-                "target_max": sampler_oracles["target_max"], "finite": run["finite"]}
+                "target_max": sampler_oracles["target_max"], "finite": run["finite"],
+                "affine_scale": run["affine_scale"], "affine_offset": run["affine_offset"],
+                "affine_error": run["affine_error"]}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
         if not o["finite"]:
@@ -117,6 +119,16 @@ class SMP003(Check):
         if o["landing_error"] <= th["max_landing_error"]:
             return Verdict(Status.PASS, f"lands on x0* within {o['landing_error']:.2g} (vs "
                            f"{th['max_landing_error']:g}; last network call at t={o['last_t']:g})")
+        if o["affine_error"] <= th["max_landing_error"]:
+            return Verdict(Status.FAIL, f"the sampler's output is x0* rescaled: {o['affine_scale']:.4g} x0* "
+                           f"{o['affine_offset']:+.4g} (landing error {o['landing_error']:.3g} vs "
+                           f"{th['max_landing_error']:g}; the rescaled x0* fits within {o['affine_error']:.2g})",
+                           (f"under the exact {o['kind']} oracle the samples are an exact linear map of x0*: the steps are "
+                            "right, the units of what the sampler returns are not",),
+                           ("the sampler returns the network's [-1, 1] values where the pipeline declares physical flux "
+                            "(returns='flux'), or flux where it declares the network's space",
+                            "the output is de-normalised with other constants than the data were normalised with",
+                            "the output is rescaled after the last step"))
         return Verdict(Status.FAIL, f"the sampler stops short of x0: samples are {o['landing_error']:.3g} from x0* "
                        f"under the exact {o['kind']} oracle (vs {th['max_landing_error']:g}); last network call at "
                        f"t={o['last_t']:g}",

@@ -20,6 +20,7 @@ from .check import Check
 from .context import fixture
 from .data import Dataset, load_dataset
 from .errors import CheckDefinitionError, ExitCode, InputError, Skip
+from .functions import from_functions
 from .loading import load_pipeline, resolve_device
 from .normalise import Normaliser
 from .pipeline import Pipeline
@@ -30,6 +31,6 @@ from .schedule import Schedule, make_schedule
 
 __all__ = [
     "Check", "CheckDefinitionError", "Dataset", "ExitCode", "InputError", "Normaliser", "Pipeline",
-    "Report", "Result", "Schedule", "Skip", "Status", "Verdict", "__version__", "fixture",
+    "Report", "Result", "Schedule", "Skip", "Status", "Verdict", "__version__", "fixture", "from_functions",
     "load_dataset", "load_pipeline", "make_schedule", "resolve_device", "run_checks",
 ]

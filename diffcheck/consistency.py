@@ -130,6 +130,7 @@ def _oracle_run(pipeline: Pipeline, target: torch.Tensor, kind: str, seed: int, 
         x = pipeline.sample(batch, generator=_generator(pipeline, seed),
                             callback=lambda s: saturation.add(s.get("x0_hat")))
     err = (x.double() - target.double()).abs()
+    scale, offset, affine_error = _affine_fit(x.double(), target.double().expand_as(x))
     called = bool(oracle.residual_std)
     dev = np.max(np.abs(np.log(np.maximum(oracle.residual_std, 1e-12)))) if called else np.inf
     mean_z = np.nan_to_num(np.abs(oracle.residual_mean_z), nan=np.inf)
@@ -139,7 +140,21 @@ def _oracle_run(pipeline: Pipeline, target: torch.Tensor, kind: str, seed: int, 
             "mean_z": float(mean_z.max()) if called else float("inf"),
             # max over steps of |log std((x_t - a x0*)/s)|, in standard errors (SE = 1/sqrt(2N))
             "spread_z": float(dev * np.sqrt(2.0 * x.numel())),
-            "saturated_fraction": saturation.fraction(), **_conventions(oracle.times)}
+            "saturated_fraction": saturation.fraction(), "affine_scale": scale, "affine_offset": offset,
+            "affine_error": affine_error, **_conventions(oracle.times)}
+
+
+def _affine_fit(x: torch.Tensor, target: torch.Tensor) -> tuple[float, float, float]:
+    """x ~ scale * target + offset by least squares, and the largest residual of that fit: an output
+    that misses x0* only by a rescaling (another de-normalisation) has a residual near 0."""
+    xf, tf = x.flatten(), target.flatten()
+    if not bool(torch.isfinite(xf).all()) or xf.numel() < 2:
+        return float("nan"), float("nan"), float("inf")
+    tc = tf - tf.mean()
+    var = float((tc * tc).sum())
+    scale = float((tc * (xf - xf.mean())).sum()) / var if var > 0 else float("nan")
+    offset = float(xf.mean() - scale * tf.mean())
+    return scale, offset, float((xf - (scale * tf + offset)).abs().max())
 
 
 class SaturationTally:

@@ -66,7 +66,7 @@ def geometric_mean(values) -> float:
 
 def has_loss_at(pipeline: Pipeline) -> bool:
     """Whether the pipeline implements the optional ``training_loss_at``."""
-    return type(pipeline).training_loss_at is not Pipeline.training_loss_at
+    return pipeline.provides("training_loss_at")
 
 
 def grid(T: int, n: int = GRID) -> np.ndarray:

@@ -155,6 +155,11 @@ class Pipeline(abc.ABC):
         """Optional: what the pipeline knows of its weights (online/EMA, decay, steps, load report)."""
         return WeightsInfo()
 
+    def provides(self, method: str) -> bool:
+        """Whether the optional ``method`` (``training_loss_at``, ``denoise``) is available: by default,
+        whether the class overrides it; a pipeline built from functions says what it was given."""
+        return getattr(type(self), method) is not getattr(Pipeline, method)
+
     def describe(self) -> dict[str, Any]:
         """What the report shows about the pipeline: plain JSON values."""
         return {"name": self.name, "T": self.schedule.T, "schedule": self.schedule.name,

@@ -115,7 +115,7 @@ def toy_run(pipeline: Pipeline, data: Dataset | None, x0_probe: Probe, seed: int
     """Train a fresh network on 2 noise levels with the pipeline's own loss; denoise the held-out probe."""
     if not has_loss_at(pipeline):
         raise Skip("the pipeline does not expose its training loss at given timesteps (Pipeline.training_loss_at)")
-    if type(pipeline).denoise is Pipeline.denoise:
+    if not pipeline.provides("denoise"):
         raise Skip("the pipeline does not expose its sampler's decoding (Pipeline.denoise)")
     net = fresh_network(pipeline, seed)
     if net is None:

@@ -4,14 +4,11 @@
     diffcheck run my_ckpt.pt --pipeline examples/homemade_pipeline.py:build --data spectra.h5
 
 The first half stands in for your repository (``models/diffusion/unet_1d.py`` and ``ddpm.py``):
-a small 1D U-Net and a DDPM with a loss and an ancestral sampler, as such repositories write
-them. In your file you import those instead. The second half is what diffcheck needs: a
-:class:`diffcheck.Pipeline` that hands it your network, your schedule, your ``q_sample``, your
-loss and your sampler, and ``build(checkpoint)``, which loads your checkpoint into them.
-
-Two things a home-made sampler usually lacks and diffcheck needs: a ``generator`` (so runs are
-reproducible) and a per-step ``callback`` (so the sampler's contract can be traced). Both are two
-lines in the loop below.
+a small 1D U-Net and a DDPM with a loss and an ancestral sampler, written as such repositories
+write them: the sampler draws its own noise and takes no callback. In your file you import those
+instead. The second half is all diffcheck needs: ``build(checkpoint)`` loads your checkpoint the
+way your code does and hands diffcheck your network, your functions and your schedule
+(:func:`diffcheck.from_functions`); nothing in your code changes.
 """
 
 from __future__ import annotations
@@ -106,85 +103,54 @@ class DDPM(nn.Module):
     def loss(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(self.model(self.q_sample(x0, t, noise), t), noise)
 
+    def train_loss(self, x0: torch.Tensor) -> torch.Tensor:
+        """The training step's loss: random timesteps and noise."""
+        t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device)
+        return self.loss(x0, t, torch.randn_like(x0))
+
     @torch.no_grad()
-    def sample(self, n: int, generator=None, callback=None) -> torch.Tensor:
+    def sample(self, n: int) -> torch.Tensor:
+        self.model.eval()
         device = self.betas.device
-        x = torch.randn((n, 1, self.length), generator=generator, device=device)
-        for i, step in enumerate(reversed(range(self.T))):
+        x = torch.randn((n, 1, self.length), device=device)
+        for step in reversed(range(self.T)):
             t = torch.full((n,), step, device=device, dtype=torch.long)
             ab = self._at("alpha_bar", t)
             x0_hat = ((x - (1 - ab).sqrt() * self.model(x, t)) / ab.sqrt()).clamp(-1, 1)
             mean = self._at("post_c0", t) * x0_hat + self._at("post_ct", t) * x
-            noise = torch.randn(x.shape, generator=generator, device=device) if step > 0 else 0.0
-            if callback is not None:  # diffcheck's trace of the sampler
-                callback({"i": i, "t": step, "x_t": x, "x0_hat": x0_hat})
+            noise = torch.randn_like(x) if step > 0 else 0.0
             x = mean + self._at("post_var", t).sqrt() * noise
         return x
+
+
+def save(ddpm: DDPM, normaliser: diffcheck.Normaliser, path: str) -> None:
+    """How this repository saves a checkpoint: weights and the few numbers needed to rebuild it."""
+    torch.save({"model": ddpm.model.state_dict(), "unet": ddpm.model.config, "length": ddpm.length,
+                "normalisation": normaliser.to_dict()}, path)
+
+
+def load(checkpoint: str | None) -> tuple[DDPM, diffcheck.Normaliser]:
+    """The checkpoint loaded (weights-only unless --trust-checkpoint), or fresh weights for a preflight."""
+    if checkpoint is None:
+        torch.manual_seed(0)
+        return DDPM(UNet1D(), length=512), diffcheck.Normaliser()
+    ckpt = diffcheck.loading.read_torch_file(checkpoint)
+    net = UNet1D(**ckpt["unet"])
+    net.load_state_dict(ckpt["model"])
+    return DDPM(net.eval(), length=ckpt["length"]), diffcheck.Normaliser.from_dict(ckpt["normalisation"])
 
 
 # ---- what diffcheck needs ----------------------------------------------------------------------------
 
 
-class HomemadePipeline(diffcheck.Pipeline):
-    """The DDPM above behind diffcheck's protocol: every method calls the repository's own code."""
-
-    name = "home-made DDPM (examples/homemade_pipeline.py)"
-
-    def __init__(self, ddpm: DDPM, normaliser: diffcheck.Normaliser) -> None:
-        self.ddpm, self._normaliser = ddpm, normaliser
-
-    @property
-    def network(self) -> nn.Module:
-        return self.ddpm.model
-
-    @property
-    def schedule(self) -> diffcheck.Schedule:
-        return diffcheck.Schedule(betas=self.ddpm.betas.double().cpu().numpy(), name="linear")
-
-    @property
-    def sample_shape(self) -> tuple[int, int]:
-        return (1, self.ddpm.length)
-
-    @property
-    def normaliser(self) -> diffcheck.Normaliser:
-        return self._normaliser
-
-    def to(self, device) -> "HomemadePipeline":
-        self.ddpm.to(device)
-        return self
-
-    def q_sample(self, x0, t, noise):
-        return self.ddpm.q_sample(x0, t, noise)
-
-    def training_loss(self, x0, generator=None):
-        t = torch.randint(0, self.ddpm.T, (x0.shape[0],), generator=generator, device=x0.device)
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
-        return self.ddpm.loss(x0, t, noise)
-
-    def sample(self, n, *, generator=None, callback=None):
-        self.network.eval()
-        return self.ddpm.sample(n, generator=generator, callback=callback)
-
-    def _set_network(self, network: nn.Module) -> None:
-        self.ddpm.model = network
-
-    def make_network(self) -> nn.Module:
-        return UNet1D(**self.ddpm.model.config).to(self.device)
+def pipeline(ddpm: DDPM, normaliser: diffcheck.Normaliser) -> diffcheck.Pipeline:
+    """Your network, functions and schedule, as they are."""
+    return diffcheck.from_functions(
+        network=ddpm.model, schedule=ddpm, sample=ddpm.sample, loss=ddpm.train_loss, loss_at=ddpm.loss,
+        normaliser=normaliser, make_network=lambda: UNet1D(**ddpm.model.config),
+        name="home-made DDPM (examples/homemade_pipeline.py)")
 
 
-def save(pipeline: HomemadePipeline, path: str) -> None:
-    """How this repository saves a checkpoint: weights and the few numbers needed to rebuild it."""
-    torch.save({"model": pipeline.network.state_dict(), "unet": pipeline.network.config,
-                "length": pipeline.ddpm.length, "normalisation": pipeline.normaliser.to_dict()}, path)
-
-
-def build(checkpoint: str | None) -> HomemadePipeline:
-    """``--pipeline homemade_pipeline.py:build``: the checkpoint loaded, or fresh weights for a preflight."""
-    if checkpoint is None:
-        torch.manual_seed(0)
-        return HomemadePipeline(DDPM(UNet1D(), length=512), diffcheck.Normaliser())
-    ckpt = diffcheck.loading.read_torch_file(checkpoint)  # weights-only, unless --trust-checkpoint
-    net = UNet1D(**ckpt["unet"])
-    net.load_state_dict(ckpt["model"])
-    return HomemadePipeline(DDPM(net.eval(), length=ckpt["length"]),
-                            diffcheck.Normaliser.from_dict(ckpt["normalisation"]))
+def build(checkpoint: str | None) -> diffcheck.Pipeline:
+    """``--pipeline homemade_pipeline.py:build``."""
+    return pipeline(*load(checkpoint))

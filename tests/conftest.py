@@ -7,6 +7,7 @@ import functools
 import hashlib
 import importlib.util
 import io
+import json
 import tomllib
 from pathlib import Path
 
@@ -31,7 +32,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def zoo_member(name: str) -> dict:
-    for bug in (*ZOO["bug"], *ZOO.get("library", [])):
+    for bug in (*ZOO["bug"], *ZOO.get("library", []), *ZOO.get("function_bug", [])):
         if bug["name"] == name:
             return bug
     raise KeyError(name)
@@ -217,6 +218,13 @@ def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0, *, every_
 
 #: The zoo's seeds: every member must be caught at each (benchmarks/bench_zoo.py runs them all).
 ZOO_SEEDS = range(5)
+
+
+def swept_zoo_sha256(zoo: dict) -> str:
+    """A hash of what benchmarks/bench_zoo.py sweeps: the healthy fixture, the [[bug]] and the
+    [[library]] members as parsed (comments and other tables do not change it)."""
+    swept = {key: zoo.get(key) for key in ("healthy", "bug", "library")}
+    return hashlib.sha256(json.dumps(swept, sort_keys=True).encode()).hexdigest()
 
 
 def zoo_selection(member: dict, seed: int) -> tuple[str, ...]:

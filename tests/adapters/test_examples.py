@@ -31,7 +31,7 @@ def test_preflight_of_the_homemade_pipeline_passes(tmp_path):
 
 def test_its_checkpoint_round_trips_and_untrained_weights_fail_the_learned_checks(tmp_path):
     example, ckpt = _example(), tmp_path / "homemade.pt"
-    example.save(example.build(None), str(ckpt))
+    example.save(*example.load(None), str(ckpt))
     loaded = load_pipeline(ckpt, device=torch.device("cpu"), pipeline=SPEC)
     for a, b in zip(loaded.network.parameters(), example.build(None).network.parameters()):
         assert torch.equal(a, b)
