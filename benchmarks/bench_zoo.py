@@ -1,10 +1,11 @@
 """The bug zoo at every seed, and the healthy fixtures at the defaults a user gets, on CPU.
 
-    python benchmarks/bench_zoo.py [--seeds 5] [--members NAME,NAME] [--out PATH]
+    python benchmarks/bench_zoo.py [--seeds 5] [--members NAME,NAME] [--every-family] [--resume] [--out PATH]
 
-For each ``[[bug]]`` of fixtures/zoo.toml and each seed: every check at seed 0 (also the sampling and
-training families CI leaves out where all their checks are declared knock-ons), the member's
-must_fail/must_warn checks at the other seeds, and what is wrong with the report
+For each ``[[bug]]`` of fixtures/zoo.toml and each seed: the runs tests/quality/test_zoo_quality.py
+makes (every check at seed 0 but a sampling or training family all of whose checks the member
+declares as knock-ons; ``--every-family`` runs those too, at several minutes per member on 2 CPU
+cores), the member's must_fail/must_warn checks at the other seeds, and what is wrong with the report
 (``tests.conftest.zoo_problems``: a must_fail check that does not FAIL, a must_warn that does not
 WARN, an undeclared flag, a diagnosis that does not lead with the member's own check or reports a
 knock-on as a root cause of its own). For the healthy reference fixture and each ``[[library]]`` fixture: every check at each
@@ -17,6 +18,7 @@ tests/quality/test_zoo_quality.py checks that the committed file covers the zoo 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -52,12 +54,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--members", default="", help="comma-separated member names (default: all)")
+    ap.add_argument("--every-family", action="store_true", help="seed 0 also runs the knock-on-only costly families")
+    ap.add_argument("--resume", action="store_true", help="keep the runs --out already holds for this zoo")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     wanted = set(filter(None, args.members.split(",")))
     out = args.out or ROOT / "benchmarks" / "results" / "zoo_cpu.json"
     healthy = [{"name": "healthy", "skips": ["WGT005"]}, *ZOO.get("library", [])]
     bugs, fine, missing = [], [], []
+    if args.resume and out.exists():
+        done = json.loads(out.read_text())
+        if done.get("zoo_sha256") == zoo_sha256():
+            bugs, fine = done["cases"], done["healthy"]
+    ran = {(r["name"], r["seed"]) for r in (*bugs, *fine)}
+    earlier = {"commit": done["commit"], "dirty": done["dirty"], "rows": len(ran)} if ran else None
     for member in [*healthy, *ZOO["bug"]]:
         name = member["name"]
         if wanted and name not in wanted:
@@ -66,6 +76,8 @@ def main() -> None:
             missing.append(name)
             continue
         for seed in range(args.seeds):
+            if (name, seed) in ran:
+                continue
             t0 = time.perf_counter()
             if member in healthy:
                 report = report_for(name, (), seed)
@@ -75,9 +87,10 @@ def main() -> None:
                 print(f"healthy {name} seed {seed}: {len(alarms)} alarms, {fine[-1]['wall_s']} s", flush=True)
             else:
                 select = zoo_selection(member, seed)
-                report = report_for(name, select, seed, every_family=True)
+                report = report_for(name, select, seed, every_family=args.every_family)
                 problems = zoo_problems(report, member, seed)
-                bugs.append({"name": name, "seed": seed, "selection": list(select) or "all",
+                bugs.append({"name": name, "seed": seed,
+                             "selection": list(select) or ("every check" if args.every_family else "as CI"),
                              "flagged": {r.id: r.status.value for r in report.results
                                          if r.status in (Status.FAIL, Status.WARN, Status.ERROR)},
                              "diagnosis": report.to_dict()["diagnosis"]["headline"], "problems": problems,
@@ -87,6 +100,7 @@ def main() -> None:
             _REPORTS.clear()  # the sweep keeps what it needs in its rows
             # written after every run: a long sweep that is stopped keeps what it finished
             meta = {"zoo_sha256": zoo_sha256(), "seeds": list(range(args.seeds)), "not_installed": missing,
+                    "rows_resumed_from": earlier,
                     "bugs_with_problems": sorted({b["name"] for b in bugs if b["problems"]}),
                     "healthy_with_alarms": sorted({h["name"] for h in fine if h["alarms"]}),
                     "healthy": fine}
