@@ -343,8 +343,7 @@ class FunctionPipeline(Pipeline):
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         if self._q_fn is None:
-            a = torch.as_tensor(self._schedule.signal_scale(), device=x0.device)[t].view(-1, 1, 1)
-            s = torch.as_tensor(self._schedule.noise_scale(), device=x0.device)[t].view(-1, 1, 1)
+            a, s = self._schedule.scales_at(t.to(x0.device))
             return (a * x0.double() + s * noise.double()).to(x0.dtype)
         with self._seam.routed():
             return self._q_fn(x0, t, noise)

@@ -87,9 +87,7 @@ def per_sample_loss(pipeline: Pipeline, network: nn.Module, x0: torch.Tensor, t:
         with pipeline.network_replaced(wrapped):
             loss = pipeline.training_loss_at(x0, t, noise)
         return loss.double().reshape(-1), wrapped.last
-    sched = pipeline.schedule
-    a = torch.as_tensor(sched.signal_scale(), device=x0.device)[t].view(-1, 1, 1)
-    s = torch.as_tensor(sched.noise_scale(), device=x0.device)[t].view(-1, 1, 1)
+    a, s = pipeline.schedule.scales_at(t.to(x0.device))
     out = wrapped(pipeline.q_sample(x0, t, noise), t)
     target = targets(x0.double(), noise.double(), a, s)[kind]
     return (out.double() - target).pow(2).flatten(1).mean(1), wrapped.last

@@ -72,6 +72,13 @@ class Schedule:
         """sqrt(1 - alpha_bar_t), the coefficient of eps in x_t."""
         return np.sqrt(1.0 - self.alpha_bar)
 
+    def scales_at(self, t: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """(signal_scale, noise_scale) at integer timesteps ``t`` [B], float64 [B, 1, 1] on t's device."""
+        import torch
+
+        a = torch.as_tensor(self.signal_scale(), device=t.device)[t].view(-1, 1, 1)
+        return a, torch.as_tensor(self.noise_scale(), device=t.device)[t].view(-1, 1, 1)
+
     def grid(self, fractions: "list[float] | tuple[float, ...]") -> list[int]:
         """Timesteps at the given fractions of the range, e.g. (0, .1, .3, .6, 1) -> 0,100,300,600,999."""
         return sorted({min(self.T - 1, max(0, round(f * self.T))) for f in fractions})

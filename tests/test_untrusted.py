@@ -209,21 +209,15 @@ def test_a_safe_diffusers_bin_loads_the_same_weights_as_safetensors(tmp_path):
 
 
 # -- --pipeline files: Trainer1D and home-made -------------------------------------------------------------
-@needs_ddp
-def test_trainer1d_route_refuses_and_honours_trust(tmp_path):
+@pytest.mark.parametrize(("example", "raised"), [
+    pytest.param(TRAINER1D_EXAMPLE, "is not a Trainer1D checkpoint", marks=needs_ddp, id="trainer1d"),
+    pytest.param(HOMEMADE_EXAMPLE, "raised KeyError", id="homemade")])
+def test_pipeline_file_route_refuses_and_honours_trust(tmp_path, example, raised):
     ckpt, marker = _evil(tmp_path)
-    pipeline = f"{TRAINER1D_EXAMPLE}:build"
+    pipeline = f"{example}:build"
     _assert_refused(_cli(tmp_path, "run", ckpt, "--pipeline", pipeline, "--select", "FWD001"), marker)
     line = _error_line(_cli(tmp_path, "run", ckpt, "--pipeline", pipeline, "--select", "FWD001", "--trust-checkpoint"))
-    assert marker.exists() and "is not a Trainer1D checkpoint" in line, line
-
-
-def test_homemade_route_refuses_and_honours_trust(tmp_path):
-    ckpt, marker = _evil(tmp_path)
-    pipeline = f"{HOMEMADE_EXAMPLE}:build"
-    _assert_refused(_cli(tmp_path, "run", ckpt, "--pipeline", pipeline, "--select", "FWD001"), marker)
-    line = _error_line(_cli(tmp_path, "run", ckpt, "--pipeline", pipeline, "--select", "FWD001", "--trust-checkpoint"))
-    assert marker.exists() and "raised KeyError" in line, line
+    assert marker.exists() and raised in line, line
 
 
 def test_a_factory_whose_own_torch_load_refuses_says_how_to_honour_trust(tmp_path):
