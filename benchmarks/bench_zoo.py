@@ -1,6 +1,7 @@
 """The bug zoo at every seed, and the healthy fixtures at the defaults a user gets, on CPU.
 
     python benchmarks/bench_zoo.py [--seeds 5] [--members NAME,NAME] [--every-family] [--resume] [--out PATH]
+    python benchmarks/bench_zoo.py --rerun NAME,NAME   # after those members' entries changed: keeps the rest
 
 For each ``[[bug]]`` of fixtures/zoo.toml and each seed: the runs tests/quality/test_zoo_quality.py
 makes (every check at seed 0 but a sampling or training family all of whose checks the member
@@ -10,7 +11,9 @@ cores), the member's must_fail/must_warn checks at the other seeds, and what is 
 WARN, an undeclared flag, a diagnosis that does not lead with the member's own check or reports a
 knock-on as a root cause of its own). For the healthy reference fixture and each ``[[library]]`` fixture: every check at each
 seed with the default sample settings; any FAIL, WARN or ERROR, or an undeclared SKIP, is a false
-alarm. CI runs seed 0 and one more seed per member; this sweep is the 5-of-5-seeds evidence, and
+alarm (a QUALITY finding is recorded apart: a gap, not an accusation). ``--rerun`` keeps the other
+members' rows from the file and says so in ``rows_resumed_from`` (their commit, and which members ran
+again). CI runs seed 0 and one more seed per member; this sweep is the 5-of-5-seeds evidence, and
 tests/quality/test_zoo_quality.py checks that the committed file covers the zoo as it is now
 (``zoo_sha256``). Output: benchmarks/results/zoo_cpu.json.
 """
@@ -46,8 +49,14 @@ def _available(member: dict) -> bool:
 
 
 def _healthy_alarms(report, skips: set[str]) -> dict[str, str]:
+    """What a healthy run must not show: a FAIL, WARN or ERROR, or an undeclared SKIP (a QUALITY
+    finding is no alarm: it is recorded apart, see _quality)."""
     return {r.id: f"{r.status.value}: {r.summary}" for r in report.results
             if r.status in (Status.FAIL, Status.WARN, Status.ERROR) or (r.status is Status.SKIP and r.id not in skips)}
+
+
+def _quality(report) -> dict[str, str]:
+    return {r.id: r.summary for r in report.results if r.status is Status.QUALITY}
 
 
 def main() -> None:
@@ -56,18 +65,24 @@ def main() -> None:
     ap.add_argument("--members", default="", help="comma-separated member names (default: all)")
     ap.add_argument("--every-family", action="store_true", help="seed 0 also runs the knock-on-only costly families")
     ap.add_argument("--resume", action="store_true", help="keep the runs --out already holds for this zoo")
+    ap.add_argument("--rerun", default="", help="comma-separated members whose entry changed: keep every other "
+                    "member's runs from --out (its zoo hash may differ) and run these again")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     wanted = set(filter(None, args.members.split(",")))
     out = args.out or ROOT / "benchmarks" / "results" / "zoo_cpu.json"
     healthy = [{"name": "healthy", "skips": ["WGT005"]}, *ZOO.get("library", [])]
     bugs, fine, missing = [], [], []
-    if args.resume and out.exists():
+    rerun = set(filter(None, args.rerun.split(",")))
+    if (args.resume or rerun) and out.exists():
         done = json.loads(out.read_text())
-        if done.get("zoo_sha256") == zoo_sha256():
-            bugs, fine = done["cases"], done["healthy"]
+        if done.get("zoo_sha256") == zoo_sha256() or rerun:
+            bugs = [r for r in done["cases"] if r["name"] not in rerun]
+            fine = [r for r in done["healthy"] if r["name"] not in rerun]
     ran = {(r["name"], r["seed"]) for r in (*bugs, *fine)}
-    earlier = {"commit": done["commit"], "dirty": done["dirty"], "rows": len(ran)} if ran else None
+    earlier = ({"commit": done["commit"], "dirty": done["dirty"], "rows": len(ran), "rerun": sorted(rerun),
+                **({"earlier": done["rows_resumed_from"]} if done.get("rows_resumed_from") else {})}
+               if ran else None)
     for member in [*healthy, *ZOO["bug"]]:
         name = member["name"]
         if wanted and name not in wanted:
@@ -82,7 +97,8 @@ def main() -> None:
             if member in healthy:
                 report = report_for(name, (), seed)
                 alarms = _healthy_alarms(report, set(member.get("skips", [])))
-                fine.append({"name": name, "seed": seed, "alarms": alarms, "wall_s": round(time.perf_counter() - t0, 1),
+                fine.append({"name": name, "seed": seed, "alarms": alarms, "quality": _quality(report),
+                             "wall_s": round(time.perf_counter() - t0, 1),
                              "samples": report["DIST001"].observed.get("n_drawn")})
                 print(f"healthy {name} seed {seed}: {len(alarms)} alarms, {fine[-1]['wall_s']} s", flush=True)
             else:
@@ -92,7 +108,7 @@ def main() -> None:
                 bugs.append({"name": name, "seed": seed,
                              "selection": list(select) or ("every check" if args.every_family else "as CI"),
                              "flagged": {r.id: r.status.value for r in report.results
-                                         if r.status in (Status.FAIL, Status.WARN, Status.ERROR)},
+                                         if r.status in (Status.FAIL, Status.WARN, Status.QUALITY, Status.ERROR)},
                              "diagnosis": report.to_dict()["diagnosis"]["headline"], "problems": problems,
                              "wall_s": round(time.perf_counter() - t0, 1)})
                 print(f"bug {name} seed {seed}: {'caught' if not problems else problems}, {bugs[-1]['wall_s']} s",

@@ -9,7 +9,7 @@ from .temb import TEMB001, TEMB002, TEMB003, TEMB004, TEMB005
 from .loss import LOSS001
 from .weights import WGT001, WGT002, WGT003, WGT004, WGT005
 from .toy import TOY001
-from .dist import DIST001, DIST002, DIST003, DIST004
+from .dist import DIST001, DIST002, DIST003, DIST004, DIST005
 
 #: Built-in checks in report order; third-party checks come from the ``diffcheck.checks`` entry points.
 BUILTIN_CHECKS = (
@@ -20,7 +20,7 @@ BUILTIN_CHECKS = (
     LOSS001,
     WGT001, WGT002, WGT003, WGT004, WGT005,
     TOY001,
-    DIST001, DIST002, DIST003, DIST004,
+    DIST001, DIST002, DIST003, DIST004, DIST005,
 )
 
 __all__ = ["BUILTIN_CHECKS"]

@@ -24,7 +24,7 @@ from .results import Result, Status
 
 __all__ = ["FigureComparison", "BaselineComparison", "compare_reports", "quality_checks"]
 
-_COMPARABLE = (Status.PASS, Status.WARN)
+_COMPARABLE = (Status.PASS, Status.WARN, Status.QUALITY)
 
 
 @dataclass(frozen=True)

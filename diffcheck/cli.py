@@ -179,7 +179,7 @@ _TRUST = typer.Option(False, "--trust-checkpoint",
                       help="Load a checkpoint that needs arbitrary unpickling (this runs code the file names).")
 _CONFIG = typer.Option(None, "--config", help="pyproject.toml with \\[tool.diffcheck] (default: the nearest one).")
 _JUNIT = typer.Option(None, "--junit", help="Also write JUnit XML here (one testcase per check).")
-_STRICT = typer.Option(None, "--strict/--no-strict", help="A WARN fails the run (exit code 1).")
+_STRICT = typer.Option(None, "--strict/--no-strict", help="A WARN or QUALITY finding fails the run (exit code 1).")
 _BASELINE = typer.Option(None, "--baseline", help="Promoted checkpoint: fail if a quality figure regressed against it.")
 _RTOL = typer.Option(None, "--baseline-rtol", help="Allowed relative worsening of a quality figure.  \\[default: 0.1]")
 _ATOL = typer.Option(None, "--baseline-atol", help="Allowed absolute worsening of a quality figure.  \\[default: 0]")

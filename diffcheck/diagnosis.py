@@ -5,11 +5,15 @@ other checks' failures its own failure accounts for (``Check.explains``: the kno
 fault it finds; PAR004, eps trained and decoded as x0, explains the DIST checks' "samples are
 noise"). From a run's results:
 
-- a *root cause* is a FAIL or WARN that no other FAIL or WARN of the run explains (where failures
-  explain each other in a circle, the first by rank stands for them);
-- its *knock-ons* are the failures it explains, directly or through another knock-on;
-- roots are ranked FAIL before WARN (a WARN that alone explains a FAIL ranks as a FAIL), then by
-  stage, then by ID; each carries its check's ``next_step``.
+- a *root cause* is a FAIL, WARN or QUALITY that no other flagged check of the run explains (where
+  failures explain each other in a circle, the first by rank stands for them);
+- its *knock-ons* are the flagged checks it explains, directly or through another knock-on;
+- roots are ranked FAIL before WARN before QUALITY (a root ranks as the worst status it alone
+  explains: a WARN that explains a FAIL ranks as a FAIL), then by stage, then by ID; each carries
+  its check's ``next_step``.
+
+A run whose only findings are QUALITY (samples measurably short of real spectra, no bug) has the
+kind ``quality_only``: its headline says no bug was found, then the size of the gap.
 
 Where only the samples fail (no structural check does), the diagnosis says so and ranks the
 candidate causes from the failing DIST checks' own likely causes, those that point at a check which
@@ -29,9 +33,15 @@ __all__ = ["Cause", "Diagnosis", "diagnose", "compress_ids", "expand_ids", "KIND
 
 #: What a diagnosis found: ``passed`` nothing flagged; ``root_cause`` a structural FAIL (or a WARN
 #: that explains one); ``samples_only`` only DIST checks failed; ``warnings_only`` WARNs and no
-#: FAIL; ``errored`` no FAIL or WARN, but a check raised.
-KINDS = ("passed", "root_cause", "samples_only", "warnings_only", "errored")
-_FLAGGED = (Status.FAIL, Status.WARN)
+#: FAIL; ``quality_only`` QUALITY findings and nothing worse (no bug); ``errored`` nothing flagged,
+#: but a check raised.
+KINDS = ("passed", "root_cause", "samples_only", "warnings_only", "quality_only", "errored")
+_FLAGGED = (Status.FAIL, Status.WARN, Status.QUALITY)
+#: The next step of a quality finding (a root whose status is QUALITY): a gap, not a bug.
+QUALITY_STEP = ("a quality gap, not a bug: train longer or larger and compare the checkpoints with --baseline; the run "
+                "passes unless gated (--strict, --baseline, or a lower fail_* threshold in [tool.diffcheck])")
+#: Worst first: the rank of a flagged status.
+_SEVERITY = {Status.FAIL: 0, Status.WARN: 1, Status.QUALITY: 2}
 _CITED = re.compile(r"\b([A-Z]{2,5}[0-9]{3}|FWD|PAR|SMP|TEMB|LOSS|WGT|TOY|DIST)\b")
 
 
@@ -54,14 +64,14 @@ class Cause:
     summary: str
     explains: tuple[str, ...]
     next_step: str
-    #: FAIL when the root failed, or explains a FAIL no failed root explains; else WARN (its rank).
+    #: The worst status among the root and the knock-ons no worse root explains (its rank).
     severity: Status = Status.FAIL
 
     def line(self) -> str:
         """``ID summary; explains A, B`` (the IDs compressed: DIST001-004)."""
         tail = f"; explains {compress_ids(self.explains)}" if self.explains else ""
-        warn = " (WARN)" if self.status is Status.WARN else ""
-        return f"{self.id}{warn} {self.summary}{tail}"
+        label = f" ({self.status.value})" if self.status is not Status.FAIL else ""
+        return f"{self.id}{label} {self.summary}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "status": self.status.value, "severity": self.severity.value,
@@ -121,7 +131,8 @@ def diagnose(results: Iterable[Result], checks: Iterable[type[Check]] | None = N
     info = {r.id: _declared(r.id, declared) for r in results}
     flagged = {r.id: r for r in results if r.status in _FLAGGED}
     errored = tuple(sorted(r.id for r in results if r.status is Status.ERROR))
-    structural = sum(1 for r in results if r.status in (Status.PASS, Status.WARN) and info[r.id].stage < Stage.SAMPLES)
+    structural = sum(1 for r in results if r.status in (Status.PASS, Status.WARN, Status.QUALITY)
+                     and info[r.id].stage < Stage.SAMPLES)
     if not flagged:
         return Diagnosis(_quiet_kind(errored), _quiet_headline(results, errored), errored=errored,
                          structural_ran=structural)
@@ -147,7 +158,7 @@ def _declared(check_id: str, declared: Mapping[str, _Declared]) -> _Declared:
 
 
 def _rank(r: Result, d: _Declared) -> tuple[int, int, str]:
-    return (0 if r.status is Status.FAIL else 1, int(d.stage), r.id)
+    return (_SEVERITY[r.status], int(d.stage), r.id)
 
 
 def _reach(start: str, edges: Mapping[str, tuple[str, ...]]) -> set[str]:
@@ -180,23 +191,26 @@ def _causes(flagged: Mapping[str, Result], info: Mapping[str, _Declared],
             edges: Mapping[str, tuple[str, ...]]) -> tuple[Cause, ...]:
     """One Cause per root, by severity, stage and ID; knock-ons in stage then ID order."""
     roots = _roots(flagged, info, edges)
-    # a WARN root ranks as a FAIL when it explains a FAIL that no failed root explains (FWD004 -> FWD003)
-    by_failed = set().union(*(_reach(r, edges) for r in roots if flagged[r].status is Status.FAIL))
+    # a root ranks as the worst status it explains that no worse root explains (FWD004 WARN -> FWD003 FAIL)
+    covered = {s: set().union(*(_reach(r, edges) for r in roots if _SEVERITY[flagged[r].status] <= _SEVERITY[s]))
+               for s in _SEVERITY}
     causes = []
     for root in roots:
         knock = sorted(_reach(root, edges) - set(roots), key=lambda i: (int(info[i].stage), i))
-        failed = flagged[root].status is Status.FAIL or any(
-            flagged[i].status is Status.FAIL and i not in by_failed for i in knock)
+        own = flagged[root].status
+        worse = [flagged[i].status for i in knock
+                 if _SEVERITY[flagged[i].status] < _SEVERITY[own] and i not in covered[flagged[i].status]]
         r, d = flagged[root], info[root]
-        causes.append(Cause(r.id, r.status, d.stage, r.summary, tuple(knock), d.next_step,
-                            Status.FAIL if failed else Status.WARN))
-    return tuple(sorted(causes, key=lambda c: (c.severity is not Status.FAIL, int(c.stage), c.id)))
+        step = QUALITY_STEP if r.status is Status.QUALITY else d.next_step
+        causes.append(Cause(r.id, r.status, d.stage, r.summary, tuple(knock), step,
+                            min([own, *worse], key=_SEVERITY.__getitem__)))
+    return tuple(sorted(causes, key=lambda c: (_SEVERITY[c.severity], int(c.stage), c.id)))
 
 
 def _kind(causes: tuple[Cause, ...]) -> str:
     failing = [c for c in causes if c.severity is Status.FAIL]
     if not failing:
-        return "warnings_only"
+        return "warnings_only" if any(c.severity is Status.WARN for c in causes) else "quality_only"
     return "samples_only" if all(c.stage is Stage.SAMPLES for c in failing) else "root_cause"
 
 
@@ -209,6 +223,10 @@ def _headline(kind: str, causes: tuple[Cause, ...], candidates: tuple[str, ...],
                 else "the samples fail and no structural check ran (FWD, PAR, SMP, TEMB, WGT): ")
         likely = f"; most likely: {candidates[0]}" if candidates else ""
         return f"diagnosis: {lead}{causes[0].line()}{extra}{likely}"
+    if kind == "quality_only":
+        return (f"diagnosis: no bug found ({structural} structural check{'s' if structural != 1 else ''} passed); "
+                f"the samples fall short of real "
+                f"spectra: {causes[0].line()}{extra}")
     lead = "root cause" if kind == "root_cause" else "no check failed; warning:"
     return f"diagnosis: {lead} {causes[0].line()}{extra}"
 

@@ -16,9 +16,9 @@ from .text import plain
 
 __all__ = ["write_html", "html_text"]
 
-_COLOURS = {Status.PASS: "#1a7f37", Status.WARN: "#9a6700", Status.FAIL: "#cf222e",
+_COLOURS = {Status.PASS: "#1a7f37", Status.QUALITY: "#0969da", Status.WARN: "#9a6700", Status.FAIL: "#cf222e",
             Status.SKIP: "#6e7781", Status.ERROR: "#8250df"}
-_ORDER = {Status.ERROR: 0, Status.FAIL: 1, Status.WARN: 2, Status.PASS: 3, Status.SKIP: 4}
+_ORDER = {Status.ERROR: 0, Status.FAIL: 1, Status.WARN: 2, Status.QUALITY: 3, Status.PASS: 4, Status.SKIP: 5}
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
@@ -100,7 +100,7 @@ def html_text(report: Report, outdir: Path) -> str:
 
 def _overall(report: Report) -> Status:
     statuses = {r.status for r in report.results}
-    for s in (Status.ERROR, Status.FAIL, Status.WARN):
+    for s in (Status.ERROR, Status.FAIL, Status.WARN, Status.QUALITY):
         if s in statuses:
             return s
     return Status.PASS

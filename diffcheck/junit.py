@@ -8,7 +8,7 @@ too), then one ``<testcase>`` per check (classname = family, name = ID and title
 - FAIL  -> ``<failure message="first line">`` with the full failure text;
 - ERROR -> ``<error message="first line">``;
 - SKIP  -> ``<skipped message="reason"/>``;
-- WARN  -> passes, with the warning in ``<system-out>``; under ``--strict`` it is a ``<failure>``.
+- WARN, QUALITY -> passes, with the text in ``<system-out>``; under ``--strict`` it is a ``<failure>``.
 
 An interrupted run (Ctrl-C) adds one ``<error>`` testcase ``diffcheck run complete`` naming the
 checks that did not run, so a CI publisher does not show a partial run as green. Every text is
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .baseline import BaselineComparison, FigureComparison, figures_by_check
 from .report import Report
-from .results import Result, Status
+from .results import GATED, Result, Status
 from .text import plain
 
 __all__ = ["junit_xml", "junit_text", "write_junit"]
@@ -101,7 +101,7 @@ def _diagnosis_text(report: Report) -> str:
 def _diagnosis_case(report: Report) -> ET.Element:
     """The first testcase, the one a CI publisher lists first: the root causes and their knock-ons."""
     case = ET.Element("testcase", classname=SUITE_NAME, name="diagnosis", time=_seconds(0.0))
-    failed = any(r.status is Status.FAIL or (report.strict and r.status is Status.WARN) for r in report.results)
+    failed = any(r.status.fails_run(report.strict) for r in report.results)
     if failed:
         _child(case, "failure", plain(report.diagnosis().headline), _diagnosis_text(report), "DIAGNOSIS")
     else:
@@ -113,15 +113,15 @@ def _case(r: Result, strict: bool) -> ET.Element:
     case = ET.Element("testcase", classname=plain(r.family), name=plain(f"{r.id} {r.title}"),
                       time=_seconds(r.duration_s))
     first = plain(r.message()).splitlines()[0]
-    if r.status is Status.FAIL or (strict and r.status is Status.WARN):
-        label = "" if r.status is Status.FAIL else "WARN under --strict: "
+    if r.status.fails_run(strict):
+        label = "" if r.status is Status.FAIL else f"{r.status.value} under --strict: "
         _child(case, "failure", label + first, r.message(), r.status.value)
     elif r.status is Status.ERROR:
         _child(case, "error", first, r.message(), r.status.value)
     elif r.status is Status.SKIP:
         ET.SubElement(case, "skipped", message=plain(r.summary))
-    elif r.status is Status.WARN:
-        ET.SubElement(case, "system-out").text = plain(f"WARN {r.message()}")
+    elif r.status in GATED:
+        ET.SubElement(case, "system-out").text = plain(f"{r.status.value} {r.message()}")
     return case
 
 

@@ -5,8 +5,8 @@ entry point), which imports this module only when a session asks for diffcheck. 
 ``pytest --diffcheck`` every selected check becomes a test item ``diffcheck::<ID>``:
 
 - FAIL or ERROR fails the item with the check's failure text (no traceback);
-- SKIP (including an ignore with its reason) skips it; WARN passes with a warning,
-  or fails under ``--diffcheck-strict`` / ``strict = true``;
+- SKIP (including an ignore with its reason) skips it; WARN and QUALITY (a sample-quality gap,
+  not a bug) pass with a warning, or fail under ``--diffcheck-strict`` / ``strict = true``;
 - with ``[tool.diffcheck.baseline]`` an item ``diffcheck::BASELINE`` fails on a regression.
 
 The checks run once, at the first item, and the report (report.json, figures) is written to the
@@ -34,7 +34,7 @@ from .loading import load_pipeline, resolve_device, trusted_checkpoints
 from .pipeline import Pipeline
 from .registry import load_registry, select_checks
 from .report import Report
-from .results import Result, Status
+from .results import GATED, Result, Status
 
 __all__ = ["DiffcheckItems", "DiffcheckItem", "DiffcheckWarning", "session_state", "SessionState"]
 
@@ -183,9 +183,9 @@ class DiffcheckItem(pytest.Item):
         self.user_properties.append(("diffcheck", result.to_dict()))
         if result.status is Status.SKIP:
             pytest.skip(result.summary)
-        if result.status in (Status.FAIL, Status.ERROR) or (report.strict and result.status is Status.WARN):
+        if result.status is Status.ERROR or result.status.fails_run(report.strict):
             raise DiffcheckFailure(_text(result) + _place(session_state(self.config).diagnosis(), result.id))
-        if result.status is Status.WARN:
+        if result.status in GATED:
             warnings.warn(DiffcheckWarning(result.message()), stacklevel=1)
 
     def _judge_baseline(self, report: Report) -> None:
@@ -204,7 +204,7 @@ class DiffcheckItem(pytest.Item):
 
 def _text(result: Result) -> str:
     text = replace(result, hint=_pytest_hint(result) if result.hint else "").message()
-    return text if result.status is not Status.WARN else f"WARN under strict: {text}"
+    return text if result.status not in GATED else f"{result.status.value} under strict: {text}"
 
 
 def _place(diagnosis: Diagnosis | None, check_id: str) -> str:

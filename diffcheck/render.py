@@ -17,7 +17,7 @@ from .results import Result, Status
 
 __all__ = ["render_report", "footer", "LogProgress", "STYLES"]
 
-STYLES = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
+STYLES = {Status.PASS: "green", Status.QUALITY: "cyan", Status.WARN: "yellow", Status.FAIL: "bold red",
           Status.SKIP: "dim", Status.ERROR: "bold magenta"}
 
 

@@ -29,7 +29,7 @@ class Report:
     duration_s: float
     data: Mapping[str, Any] | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
-    #: Under ``--strict`` a WARN fails the run (exit code 1) like a FAIL.
+    #: Under ``--strict`` a WARN or QUALITY fails the run (exit code 1) like a FAIL.
     strict: bool = False
     #: The comparison against a promoted model (``--baseline``, diffcheck.baseline); a regression fails.
     baseline: "BaselineComparison | None" = None
@@ -52,14 +52,15 @@ class Report:
 
     @property
     def exit_code(self) -> ExitCode:
-        """130 if the run was interrupted, else 3 if a check errored, else 1 if one failed (or warned
-        under ``strict``, or the baseline comparison found a regression), else 0 (WARN and SKIP pass)."""
+        """130 if the run was interrupted, else 3 if a check errored, else 1 if one failed (a bug), or
+        under ``strict`` warned or found a quality gap, or the baseline comparison found a regression;
+        else 0 (QUALITY, WARN and SKIP pass)."""
         if self.incomplete:
             return ExitCode.INTERRUPTED
         statuses = {r.status for r in self.results}
         if Status.ERROR in statuses:
             return ExitCode.CHECK_ERRORED
-        if Status.FAIL in statuses or (self.strict and Status.WARN in statuses):
+        if any(s.fails_run(self.strict) for s in statuses):
             return ExitCode.CHECK_FAILED
         if self.baseline is not None and not self.baseline.passed:
             return ExitCode.CHECK_FAILED

@@ -7,19 +7,39 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-__all__ = ["Status", "Verdict", "Result", "RESULT_SCHEMA_VERSION"]
+__all__ = ["Status", "Verdict", "Result", "RESULT_SCHEMA_VERSION", "GATED"]
 
-RESULT_SCHEMA_VERSION = 1
+#: 2: the status QUALITY (and its count) was added; fields are otherwise those of 1.
+RESULT_SCHEMA_VERSION = 2
 
 
 class Status(str, enum.Enum):
-    """Outcome of one check. ``ERROR`` means the check itself raised; ``SKIP`` that it did not apply."""
+    """Outcome of one check.
+
+    - ``FAIL``: a bug, a proven contradiction in the pipeline (or samples grossly unlike spectra);
+    - ``QUALITY``: no bug, but the samples are measurably further from real spectra than real
+      spectra are from each other; the number says how far. A quality finding, not an accusation;
+    - ``WARN``: a structural sign that is suspicious but not proven;
+    - ``ERROR``: the check itself raised; ``SKIP``: it did not apply.
+
+    A run fails (exit code 1) on a FAIL; on a QUALITY or WARN only where the user set a gate
+    (``--strict``, a ``--baseline`` regression, a lowered threshold).
+    """
 
     PASS = "PASS"
+    QUALITY = "QUALITY"
     WARN = "WARN"
     FAIL = "FAIL"
     SKIP = "SKIP"
     ERROR = "ERROR"
+
+    def fails_run(self, strict: bool) -> bool:
+        """True when this status fails the run: a FAIL, or under ``strict`` a WARN or QUALITY too."""
+        return self is Status.FAIL or (strict and self in GATED)
+
+
+#: Statuses that pass a run unless it is strict.
+GATED = (Status.WARN, Status.QUALITY)
 
 
 @dataclass(frozen=True)

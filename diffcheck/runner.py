@@ -22,7 +22,7 @@ from .text import first_line
 __all__ = ["run_checks", "run_one", "parse_threshold_overrides", "RunInterrupted"]
 
 Progress = Callable[[str, int, int], None]
-_OK = (Status.PASS, Status.WARN)
+_OK = (Status.PASS, Status.WARN, Status.QUALITY)
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -189,7 +189,7 @@ def run_one(cls: type[Check], ctx: Context, overrides: Mapping[str, float],
     public = {k: v for k, v in merged.items() if not k.startswith("_")}
     return Result(id=cls.id, title=cls.title(), status=verdict.status, summary=verdict.summary,
                   evidence=verdict.evidence, causes=verdict.causes,
-                  hint=_hint(cls) if verdict.status in (Status.FAIL, Status.WARN) else "",
+                  hint=_hint(cls) if verdict.status in (Status.FAIL, Status.WARN, Status.QUALITY) else "",
                   observed=public, thresholds=th, figures=figures, seed=ctx.seed,
                   duration_s=time.perf_counter() - t0)
 

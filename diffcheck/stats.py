@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["pooled_distance", "column_ks", "ks_critical", "lag_autocorr", "large_scale_fraction", "structure_score",
+__all__ = ["pooled_distance", "bootstrap", "column_ks", "ks_critical", "lag_autocorr", "large_scale_fraction", "structure_score",
            "band_power", "power_bands", "NullDistribution", "null_distribution"]
 
 
@@ -107,6 +107,13 @@ class NullDistribution:
     def quantile(self, q: float) -> np.ndarray | float:
         out = np.quantile(self.values, q, axis=0)
         return float(out) if np.ndim(out) == 0 else out
+
+
+def bootstrap(statistic: Callable[[np.ndarray], np.ndarray | float], sample: np.ndarray, draws: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """``statistic`` of ``draws`` resamples (rows with replacement) of ``sample``: its sampling spread."""
+    n = sample.shape[0]
+    return np.asarray([statistic(sample[rng.integers(0, n, size=n)]) for _ in range(draws)], dtype=np.float64)
 
 
 def null_distribution(statistic: Callable[[np.ndarray], np.ndarray | float], pool: np.ndarray, n: int,

@@ -174,8 +174,7 @@ def _run(pipeline: Pipeline, data: DataArg, *, select: list[str], ignore: Iterab
 
 def _raise_if_failed(report: Report, *, what: str) -> None:
     __tracebackhide__ = True
-    bad = {Status.FAIL, Status.ERROR} | ({Status.WARN} if report.strict else set())
-    failing = [r for r in report.results if r.status in bad]
+    failing = [r for r in report.results if r.status is Status.ERROR or r.status.fails_run(report.strict)]
     if failing:
         counts = ", ".join(f"{n} {s.lower()}" for s, n in report.counts().items() if n)
         raise AssertionError("\n\n".join(r.message() for r in failing)

@@ -6,7 +6,9 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
+import inspect
 import io
+import os
 import json
 import tomllib
 from pathlib import Path
@@ -36,6 +38,43 @@ def zoo_member(name: str) -> dict:
         if bug["name"] == name:
             return bug
     raise KeyError(name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (the README's test command runs ``-n auto``) the workers share the cores:
+    each gets its share of torch threads, not all of them (2 workers x 2 threads on 2 cores is
+    slower than 2 x 1)."""
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if workers:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
+#: Zoo members whose sampler is the healthy fixture's (their bug is downstream of it): their
+#: samples come from SAMPLE_MEMO when the healthy run's are there, so they share its xdist worker.
+_SAMPLES_LIKE_HEALTHY = "zoo/dist_bugs.py:"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One xdist worker per shared report: every test that reads a zoo member's (or a healthy
+    fixture's) report through ``report_for`` is grouped by that pipeline, so the report is
+    computed once, not once per worker (``--dist loadgroup``)."""
+    groups = {m["name"]: ("healthy" if m.get("pipeline", "").startswith(_SAMPLES_LIKE_HEALTHY) else m["name"])
+              for m in (*ZOO["bug"], *ZOO.get("library", []), *ZOO.get("function_bug", []))}
+    groups["healthy"] = "healthy"
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        group = next((groups[v] for v in params.values() if isinstance(v, str) and v in groups), None)
+        if group is None and 'report_for("healthy")' in _source(item):
+            group = "healthy"
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _source(item: pytest.Item) -> str:
+    try:
+        return inspect.getsource(item.function)
+    except (AttributeError, OSError, TypeError):
+        return ""
 
 
 #: diffcheck extra -> the module it installs; zoo members with `requires = EXTRA` skip without it.
@@ -237,7 +276,7 @@ def zoo_problems(report: diffcheck.Report, member: dict, seed: int) -> list[str]
     the diagnosis leads with it). Shared by tests/quality/test_zoo_quality.py and the benchmark.
 
     - every ``must_fail`` check FAILs and every ``must_warn`` check WARNs (a WARN, not more);
-    - nothing else FAILs, WARNs or ERRORs except the declared knock-ons (``may_fail``);
+    - nothing else FAILs, WARNs, finds a QUALITY gap or ERRORs except the declared knock-ons (``may_fail``);
     - line 1 of the terminal report is report.json's ``diagnosis.headline``, names every
       ``must_fail`` check, and its first root cause is one of the member's own checks;
     - every root cause is one of the member's own checks: each flagged knock-on is listed under
@@ -248,7 +287,8 @@ def zoo_problems(report: diffcheck.Report, member: dict, seed: int) -> list[str]
 
     must_fail, must_warn = set(member.get("must_fail", [])), set(member.get("must_warn", []))
     allowed = must_fail | must_warn | set(member.get("may_fail", []))
-    flagged = {r.id: r.status.value for r in report.results if r.status in (Status.FAIL, Status.WARN, Status.ERROR)}
+    flagged = {r.id: r.status.value for r in report.results
+               if r.status in (Status.FAIL, Status.WARN, Status.QUALITY, Status.ERROR)}
     problems = [f"{c} is {flagged.get(c, 'not flagged')}, must FAIL" for c in sorted(must_fail) if flagged.get(c) != "FAIL"]
     problems += [f"{c} is {flagged.get(c, 'not flagged')}, must WARN" for c in sorted(must_warn) if flagged.get(c) != "WARN"]
     problems += [f"{c} is {v} but not declared (may_fail)" for c, v in sorted(flagged.items()) if c not in allowed]

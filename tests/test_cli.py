@@ -182,3 +182,25 @@ def test_a_broken_plugin_ignored_by_name_leaves_no_line_and_exit_0(tmp_path, mon
     results = {r["id"]: r for r in json.loads((tmp_path / "rep" / "report.json").read_text())["results"]}
     assert results["PLUGIN-PLUG"]["status"] == "SKIP"
     assert results["PLUGIN-PLUG"]["summary"] == "ignored: --ignore on the command line"
+
+
+def test_an_under_trained_healthy_model_gets_a_quality_finding_exit_0_and_strict_makes_it_fail(tmp_path):
+    # the healthy recipe stopped at 300 of 3000 steps (fixtures/zoo/degraded.py): correct code, worse
+    # samples. Its gap is reported with its number, and only a gate the user sets turns it into a failure.
+    degraded = FIXTURES / "checkpoints" / "degraded_tiny.pt"
+    code, out = invoke(*run_args(tmp_path, degraded, "--select", "DIST"))
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert code == 0 and report["exit_code"] == 0, out
+    line1 = next(line for line in out.splitlines() if not line.startswith("diffcheck: "))  # after the progress
+    assert line1.startswith("diagnosis: no bug found (1 structural check passed); the samples fall short of real "
+                            "spectra: DIST002 (QUALITY) sample quality, not a bug: pooled flux differs"), line1
+    assert report["diagnosis"]["kind"] == "quality_only" and report["diagnosis"]["headline"] == line1
+    by_id = {r["id"]: r for r in report["results"]}
+    assert by_id["DIST001"]["status"] == "PASS" and by_id["DIST005"]["status"] == "PASS"
+    gap = by_id["DIST002"]
+    assert gap["status"] == "QUALITY" and 1.5 < gap["observed"]["gap_factor"] < gap["thresholds"]["fail_factor"]
+    assert f"{gap['observed']['gap_factor']:.3g}x the real-vs-real" in gap["summary"]
+    assert report["counts"]["QUALITY"] >= 2 and report["counts"]["FAIL"] == 0
+    assert "next step: a quality gap, not a bug" in out
+    code, out = invoke(*run_args(tmp_path, degraded, "--select", "DIST", "--strict"))
+    assert code == 1, out

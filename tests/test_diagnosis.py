@@ -24,7 +24,7 @@ from tests.conftest import ROOT, ZOO, report_for
 
 CHECKS = load_registry(plugins=False).checks
 BY_ID = {c.id: c for c in CHECKS}
-F, W, P, E = Status.FAIL, Status.WARN, Status.PASS, Status.ERROR
+F, W, P, E, Q = Status.FAIL, Status.WARN, Status.PASS, Status.ERROR, Status.QUALITY
 
 
 def results(statuses: dict[str, Status], causes: dict[str, tuple[str, ...]] | None = None) -> list[Result]:
@@ -84,6 +84,35 @@ def test_warnings_only_say_nothing_failed():
     assert d.headline.startswith("diagnosis: no check failed; warning: FWD004 (WARN) FWD004 summary")
 
 
+def test_a_quality_gap_alone_says_no_bug_and_gives_the_gap_and_what_to_do():
+    d = diagnose(results({"DIST003": Q, "DIST002": Q}), CHECKS)
+    assert d.kind == "quality_only"
+    assert [(c.id, c.severity) for c in d.causes] == [("DIST002", Q)]  # DIST002 explains DIST003
+    assert d.causes[0].explains == ("DIST003",)
+    structural = sum(1 for c in CHECKS if c.pipeline_stage() < Stage.SAMPLES)
+    assert d.headline == (f"diagnosis: no bug found ({structural} structural checks passed); the samples fall short "
+                          "of real spectra: DIST002 (QUALITY) DIST002 summary 0.5 vs 0.1; explains DIST003")
+    assert d.causes[0].next_step.startswith("a quality gap, not a bug: train longer")
+
+
+def test_a_quality_gap_under_a_bug_is_its_knock_on_and_the_bug_leads():
+    d = diagnose(results({"PAR004": F, "DIST001": F, "DIST002": Q, "DIST003": Q}), CHECKS)
+    assert d.kind == "root_cause"
+    assert [(c.id, c.severity) for c in d.causes] == [("PAR004", F)]
+    assert d.causes[0].explains == ("DIST001", "DIST002", "DIST003")
+
+
+def test_a_warning_ranks_before_a_quality_gap_and_a_quality_root_explaining_a_failure_ranks_as_one():
+    d = diagnose(results({"DIST003": Q, "WGT004": W}), CHECKS)  # WGT004 explains only WGT003
+    assert d.kind == "warnings_only"
+    assert [(c.id, c.severity) for c in d.causes] == [("WGT004", W), ("DIST003", Q)]
+    d = diagnose(results({"DIST003": Q, "FWD004": W}), CHECKS)  # FWD004 explains the samples
+    assert [(c.id, c.severity, c.explains) for c in d.causes] == [("FWD004", W, ("DIST003",))]
+    d = diagnose(results({"DIST002": Q, "DIST003": F}), CHECKS)  # DIST002 explains DIST003
+    assert [(c.id, c.status, c.severity) for c in d.causes] == [("DIST002", Q, F)]
+    assert d.kind == "samples_only"
+
+
 def test_samples_only_says_no_structural_check_failed_and_ranks_candidates():
     causes = {"DIST002": ("the samples are not de-normalised: Pipeline.to_flux", "wrong constants",
                           "the model is undertrained or the sampler is broken (see DIST001, PAR, SMP)"),
@@ -102,7 +131,7 @@ def test_samples_only_says_no_structural_check_failed_and_ranks_candidates():
 
 
 def test_samples_only_without_structural_checks_says_none_ran():
-    only = [r for r in results({"DIST001": F}) if r.id.startswith("DIST")]
+    only = [r for r in results({"DIST001": F}) if BY_ID[r.id].pipeline_stage() is Stage.SAMPLES]
     d = diagnose(only, CHECKS)
     assert d.kind == "samples_only" and d.structural_ran == 0
     assert "no structural check ran" in d.headline
@@ -257,8 +286,8 @@ def test_report_html_opens_with_the_diagnosis(tmp_path):
 
 # --- the README's sample report: a real run of the motivating experiment, read as the code reads it ---
 
-_ROW = re.compile(r"^(PASS|WARN|FAIL|SKIP|ERROR)\s{2,}([A-Z]+[0-9]{3})\s")
-_DETAIL = re.compile(r"^(FAIL|WARN|ERROR) ([A-Z]+[0-9]{3}) (.+)$")
+_ROW = re.compile(r"^(PASS|QUALITY|WARN|FAIL|SKIP|ERROR)\s{2,}([A-Z]+[0-9]{3})\s")
+_DETAIL = re.compile(r"^(FAIL|WARN|QUALITY|ERROR) ([A-Z]+[0-9]{3}) (.+)$")
 
 
 def _readme_sample() -> list[str]:

@@ -1,4 +1,4 @@
-"""report.json validates against docs/report.schema.json (schema version 1): healthy and failing
+"""report.json validates against docs/report.schema.json (schema version 2): healthy and failing
 runs, ignored checks, errors and a baseline section. A small hand-written validator of the JSON
 Schema subset the file uses (no new dependency)."""
 
@@ -71,7 +71,7 @@ def test_the_validator_rejects_what_the_schema_forbids():
     bad = {**good, "extra": 1, "exit_code": 7, "results": [{**good["results"][0], "status": "MAYBE"}]}
     del bad["counts"]
     assert set(errors(bad, SCHEMA)) == {"$.exit_code: 7 not in [0, 1, 2, 3, 130]", "$: missing 'counts'",
-                                        "$.results[0].status: 'MAYBE' not in ['PASS', 'WARN', 'FAIL', 'SKIP', 'ERROR']",
+                                        "$.results[0].status: 'MAYBE' not in ['PASS', 'QUALITY', 'WARN', 'FAIL', 'SKIP', 'ERROR']",
                                         "$: undocumented field 'extra'"}
 
 

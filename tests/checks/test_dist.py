@@ -83,45 +83,106 @@ def test_nan_samples_fail_dist001_and_the_rest_judge_the_finite_ones(healthy, re
     assert _judge("DIST002", samples, reference).observed["n_samples"] == 19
 
 
-def test_a_wrong_flux_scale_fails_the_distribution_checks_but_not_the_scale_free_ones(healthy, reference):
+def _scaled(healthy, reference, scale: float) -> SampleSet:
     x = reference.pool_x[100:148]
-    flux = healthy.to_flux(x) * 0.72  # de-normalised with the wrong (lo, hi)
-    samples = SampleSet(x=x, flux=flux, finite=np.ones(48, bool), sampling_s=0.0, stop_reason="given",
-                        settings=sample_settings(None))
-    fail = _judge("DIST002", samples, reference)
-    assert fail.status is Status.FAIL and fail.summary.startswith("pooled flux differs from the real spectra")
-    assert _judge("DIST003", samples, reference).status is Status.FAIL
+    return SampleSet(x=x, flux=healthy.to_flux(x) * scale, finite=np.ones(48, bool), sampling_s=0.0,
+                     stop_reason="given", settings=sample_settings(None))
+
+
+def _gap_line(result) -> None:
+    """A quality finding's first line carries its factor, its 68 % interval and both limits, all in observed."""
+    o, th = result.observed, result.thresholds
+    assert f"{o['gap_factor']:.3g}x the real-vs-real" in result.summary
+    assert f"(68 % interval {o['gap_low']:.3g}-{o['gap_high']:.3g}x;" in result.summary
+    assert o["gap_low"] <= o["gap_factor"] * 1.05 and o["gap_high"] >= o["gap_factor"] * 0.95
+    assert f"a bug beyond {th['fail_factor']:g}x" in result.summary
+
+
+def test_a_flux_scale_off_by_28_percent_is_a_quality_gap_in_the_samples_alone(healthy, reference):
+    # Samples alone cannot tell a wrong de-normalisation of 0.72 from a model that is far off:
+    # 4.1x (DIST002) and 4.6x (DIST003) the real-vs-real q99, as far as healthy networks sampled with
+    # DDIM eta=0 or stopped early reach. DIST005 proves the de-normalisation wrong (below).
+    samples = _scaled(healthy, reference, 0.72)
+    for cid in ("DIST002", "DIST003"):
+        gap = _judge(cid, samples, reference)
+        assert gap.status is Status.QUALITY, gap.message()
+        assert gap.summary.startswith("sample quality, not a bug: ")
+        assert 1.5 < gap.observed["gap_factor"] < gap.thresholds["fail_factor"]
+        _gap_line(gap)
     assert _judge("DIST001", samples, reference).status is Status.PASS
     assert _judge("DIST004", samples, reference).status is Status.PASS
 
 
+def test_flux_in_other_units_fails_as_a_bug(healthy, reference):
+    samples = _scaled(healthy, reference, 1e3)  # e.g. samples in mJy against data in Jy
+    for cid, words in (("DIST002", "pooled flux differs from the real spectra: Wasserstein-1"),
+                       ("DIST003", "flux differs from the real spectra wavelength by wavelength: mean spectrum offset")):
+        fail = _judge(cid, samples, reference)
+        assert fail.status is Status.FAIL and fail.summary.startswith(words), fail.summary
+        assert fail.observed["gap_factor"] > fail.thresholds["fail_factor"]
+        _gap_line(fail)
+
+
+def test_a_quality_gap_fails_where_the_user_lowered_the_bug_limit(healthy, reference):
+    samples = _scaled(healthy, reference, 0.72)
+    gated = compute_check("DIST002", dist_samples=samples, dist_reference=reference, seed=0,
+                          thresholds={"fail_factor": 1.5})
+    assert gated.status is Status.FAIL and gated.summary.startswith("pooled flux differs")
+
+
 @pytest.mark.parametrize("n", [16, 32])
-def test_spectra_written_in_reversed_wavelength_order_fail_only_dist003(healthy, reference, n):
+def test_spectra_written_in_reversed_wavelength_order_are_seen_only_by_dist003(healthy, reference, n):
+    # a quality gap in the samples alone (2.3-4.4x); DIST005 proves the reversal where to_flux does it
     x = reference.pool_x[300:300 + n]
     samples = SampleSet(x=x, flux=healthy.to_flux(x)[:, ::-1].copy(), finite=np.ones(n, bool), sampling_s=0.0,
                         stop_reason="given", settings=sample_settings(None))
     fail = _judge("DIST003", samples, reference)
-    assert fail.status is Status.FAIL, fail.message()
-    assert fail.summary.startswith("flux differs from the real spectra wavelength by wavelength")
+    assert fail.status is Status.QUALITY, fail.message()
+    assert fail.summary.startswith("sample quality, not a bug: flux differs from the real spectra wavelength by "
+                                   "wavelength")
     assert max(fail.observed["d_factor"], fail.observed["offset_factor"]) > 1.5
+    _gap_line(fail)
     assert f"{fail.observed['percent_disagreeing']:.1f} % of wavelengths disagree" in fail.summary
     for cid in ("DIST002", "DIST004"):  # every value is a real one, and so is every spectrum's power
         assert _judge(cid, samples, reference).status is Status.PASS
 
 
-def test_blurred_lines_fail_dist004_as_smoother_than_real(healthy, reference):
+def _power_line(result) -> None:
+    o, th = result.observed, result.thresholds
+    assert f"{o['worst_ratio']:.3g}x the real power (68 % interval {o['ratio_low']:.3g}-{o['ratio_high']:.3g}x)" \
+        in result.summary
+    assert f"{o['beyond_log10']:.2f} decades beyond, a bug beyond {th['fail_log10']:g}" in result.summary
+
+
+def test_blurred_lines_are_a_dist004_quality_gap_smoother_than_real(healthy, reference):
     samples = _set(healthy, _blur(reference.pool_x[200:248], 2.0))
     result = _judge("DIST004", samples, reference)
-    assert result.status is Status.FAIL
-    assert result.summary.startswith("samples are smoother than the real spectra")
+    assert result.status is Status.QUALITY, result.message()
+    assert result.summary.startswith("sample quality, not a bug: samples are smoother than the real spectra")
     assert result.observed["worst_ratio"] < result.observed["worst_low"]
+    assert 0 < result.observed["beyond_log10"] < result.thresholds["fail_log10"]
+    _power_line(result)
     assert _judge("DIST001", samples, reference).status is Status.PASS
 
 
-def test_added_white_noise_fails_dist004_as_noisier(healthy, reference):
+def test_dist004_fails_only_where_the_user_made_its_gap_a_gate(healthy, reference):
+    # by default DIST004 is a quality figure (its bug limit is off: band powers are bounded shares
+    # of the variance, and a healthy DDIM eta=0 run lands farther out than noise does)
+    samples = _set(healthy, _blur(reference.pool_x[200:248], 2.0))
+    gated = compute_check("DIST004", dist_samples=samples, dist_reference=reference, seed=0,
+                          thresholds={"fail_log10": 0.5})
+    assert gated.status is Status.FAIL, gated.message()
+    assert gated.summary.startswith("samples are smoother than the real spectra")
+    assert gated.observed["beyond_log10"] > 0.5
+    _power_line(gated)
+
+
+def test_added_white_noise_is_a_dist004_quality_gap_noisier(healthy, reference):
     x = reference.pool_x[300:348] + 0.05 * np.random.default_rng(4).standard_normal((48, 512))
     result = _judge("DIST004", _set(healthy, x), reference)
-    assert result.status is Status.FAIL and result.summary.startswith("samples are noisier than the real spectra")
+    assert result.status is Status.QUALITY
+    assert result.summary.startswith("sample quality, not a bug: samples are noisier than the real spectra")
+    _power_line(result)
 
 
 def test_dist_skips_without_data(healthy):
@@ -175,3 +236,44 @@ def test_healthy_samples_draw_the_maximum_in_batches(tiny_data):
 def test_nonsense_sample_counts_are_an_input_error(bad):
     with pytest.raises(diffcheck.InputError, match="min_samples"):
         sample_settings(bad)
+
+
+# --- DIST005: the de-normalisation inverts the training normalisation (structural, no samples) ---
+
+def test_DIST005_passes_when_to_flux_inverts_the_training_normalisation(healthy, reference):
+    result = compute_check("DIST005", pipeline=healthy, dist_reference=reference)
+    assert result.status is Status.PASS, result.message()
+    assert result.observed["max_error"] < 1e-9 and result.observed["n_spectra"] == reference.flux.shape[0]
+
+
+@pytest.mark.parametrize("member, words", [
+    ("not_denormalised", "Pipeline.to_flux returns its input unchanged: samples stay in the network's space"),
+    ("robust_constants", "Pipeline.to_flux rescales the flux: it returns"),
+    ("wavelength_reversed", "Pipeline.to_flux reverses the wavelength order"),
+])
+def test_DIST005_names_what_a_wrong_de_normalisation_does(member, words, tiny_data):
+    from tests.conftest import load_member
+
+    pipe = load_member(member)
+    ref = dist_reference(pipe, tiny_data, 0)
+    result = compute_check("DIST005", pipeline=pipe, dist_reference=ref)
+    assert result.status is Status.FAIL, result.message()
+    assert result.summary.startswith(words), result.summary
+    o = result.observed
+    assert o["max_error"] > result.thresholds["max_error"]
+    assert f"off by up to {o['max_error']:.3g} of the flux range" in result.summary
+    if member == "robust_constants":  # the scale the planted constants imply: (p99 - p1) / (max - min)
+        n = pipe.normaliser
+        cls = type(pipe)
+        assert o["affine_slope"] == pytest.approx((cls.P99 - cls.P1) / (n.hi - n.lo), rel=1e-6)
+
+
+def test_DIST005_catches_a_shift_of_the_grid(healthy, reference):
+    class Shifted(type(healthy)):
+        def to_flux(self, x):
+            return np.roll(super().to_flux(x), 3, axis=-1)
+
+    pipe = Shifted.__new__(Shifted)
+    pipe.__dict__.update(healthy.__dict__)
+    result = compute_check("DIST005", pipeline=pipe, dist_reference=reference)
+    assert result.status is Status.FAIL and "shifts the spectra by 3 px" in result.summary, result.summary
