@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import diffcheck  # noqa: E402
-from benchmarks._results import write_results  # noqa: E402
+from benchmarks._results import CODE_AT_START, write_results  # noqa: E402
 from diffcheck.data import load_dataset  # noqa: E402
 from diffcheck.loading import load_pipeline  # noqa: E402
 from diffcheck.reference.ddpm import GaussianDiffusion  # noqa: E402
@@ -106,12 +106,16 @@ def summarise(rows: list[dict]) -> dict:
         def value(c: dict) -> float:
             return float(np.nanmax([c.get(k, np.nan) for k in keys]))
         healthy = [value(r["checks"][cid]) for r in rows if r["kind"] == "healthy" and cid in r["checks"]]
+        # the bug limits are set on these: healthy runs whose samples are not noise (DIST001 passes)
+        not_noise = [value(r["checks"][cid]) for r in rows if r["kind"] == "healthy" and cid in r["checks"]
+                     and r["checks"].get("DIST001", {}).get("status") == "PASS"]
         bugs = {}
         for r in rows:
             if r["kind"] == "bug" and cid in r["checks"]:
                 bugs.setdefault(r["name"], []).append(value(r["checks"][cid]))
         key = "/".join(keys)
         out[cid] = {"field": key, "healthy_max": max(healthy, default=None),
+                    "healthy_max_not_noise": max(not_noise, default=None),
                     "bug_min": {k: min(v) for k, v in sorted(bugs.items())}}
     out["statuses"] = {r["name"]: {} for r in rows}
     for r in rows:
@@ -130,6 +134,11 @@ def main() -> None:
     if args.merge:
         parts = sorted(OUT.parent.glob("dist_tiers_part*.json"))
         rows = [row for p in parts for row in json.loads(p.read_text())["cases"]]
+        if not parts:  # summarise the merged file again (after a change to summarise)
+            done = json.loads(OUT.read_text())
+            rows, parts = done["cases"], []
+            for key in ("commit", "dirty"):
+                CODE_AT_START[key] = done[key]
         write_results(OUT, "DIST tiers: healthy and bug factors", torch.device("cpu"), rows,
                       meta={"seeds": list(range(args.seeds)), "summary": summarise(rows), "parts": len(parts)},
                       repeats=args.seeds)

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from diffcheck.check import Check, Stage
-from diffcheck.consistency import LANDING_RATIO, TRAJECTORY_Z, identify_decoding
+from diffcheck.consistency import LANDING_RATIO, TRAJECTORY_Z, decoded_kind, identify_decoding
 from diffcheck.errors import Skip
 from diffcheck.param import PARAMETERISATIONS
 from diffcheck.results import Result, Status, Verdict
@@ -105,6 +105,8 @@ class PAR002(Check):
         runs = {k: {"max_error": errors[k], "mean_z": o[f"mean_z_{k}"], "spread_z": o[f"spread_z_{k}"]}
                 for k in PARAMETERISATIONS}
         identified, how = identify_decoding(runs, th["max_error_ratio"], th["max_trajectory_z"])
+        # what every check downstream of the decoding traces (diffcheck.consistency.decoding)
+        traced = {"decoded": decoded_kind(runs, th["max_error_ratio"], th["max_trajectory_z"])}
         evidence = (f"max |sample - x0*| of the pipeline's own sampler with a point oracle for x0* in place of the "
                     f"network: {_fmt(errors)} (ratio of the best to the next {o['error_ratio']:.3g}; one decoding "
                     f"identifies itself by landing at <= {th['max_error_ratio']:g})",
@@ -119,7 +121,8 @@ class PAR002(Check):
         if identified is not None:
             by = {"landing": "its landing", "mean": "its trajectory mean", "spread": "its trajectory spread"}[how]
             return Verdict(Status.PASS, f"sampler decodes the output as {identified} (identified by {by}; landing "
-                           f"error {_fmt(errors)})", evidence, observed={"identified": identified, "identified_by": how})
+                           f"error {_fmt(errors)})", evidence, observed={"identified": identified, "identified_by": how,
+                                                                 **traced})
         summary = (f"the sampler decodes no parameterisation consistently ({how}: best landing {o['best']} at "
                    f"{errors[o['best']]:.3g}, ratio to the next {o['error_ratio']:.3g} vs <= {th['max_error_ratio']:g}; "
                    f"trajectory mean z {_fmt({k: o[f'mean_z_{k}'] for k in PARAMETERISATIONS})} vs <= "
@@ -127,7 +130,8 @@ class PAR002(Check):
         causes = ("the sampler's schedule differs from the training schedule (T, betas, linear vs cosine)",
                   "timesteps indexed off by one or mapped to the wrong alpha_bar in the sampler",
                   "a conversion formula is wrong (eps -> x0, v -> x0), or eps is not recomputed after clipping")
-        return Verdict(Status.FAIL, summary, evidence, causes, observed={"identified": None, "identified_by": None})
+        return Verdict(Status.FAIL, summary, evidence, causes,
+                       observed={"identified": None, "identified_by": None, **traced})
 
 
 class PAR003(Check):

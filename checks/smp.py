@@ -25,9 +25,10 @@ __all__ = ["SMP001", "SMP002", "SMP003", "SMP004", "SMP005", "SMP006", "SMP007"]
 _th = MappingProxyType
 
 
-def _decoded_run(sampler_oracles: dict) -> tuple[str, dict]:
-    kind = sampler_oracles["decoded"]
-    return kind, sampler_oracles["runs"][kind]
+def _decoded_run(sampler_oracles: dict, decoding: str) -> tuple[str, dict]:
+    """The oracle run of the decoding the sampler uses (the ``decoding`` fixture: PAR002's, with the
+    run's PAR002 thresholds)."""
+    return decoding, sampler_oracles["runs"][decoding]
 
 
 class SMP001(Check):
@@ -39,8 +40,8 @@ class SMP001(Check):
                  "steps, so that its first x_t is pure noise")
     thresholds = _th({"max_start_snr": 0.01})
 
-    def measure(self, pipeline: Pipeline, sampler_oracles: dict) -> dict[str, Any]:
-        _, run = _decoded_run(sampler_oracles)
+    def measure(self, pipeline: Pipeline, sampler_oracles: dict, decoding: str) -> dict[str, Any]:
+        _, run = _decoded_run(sampler_oracles, decoding)
         T, first = pipeline.schedule.T, run["t"][0]
         idx = int(timestep_index(torch.tensor([first]), T)[0])
         snr = pipeline.schedule.snr()
@@ -69,8 +70,8 @@ class SMP002(Check):
     next_step = ("print the sampler's timestep list: strictly decreasing, no repeats (build it descending, round "
                  "once, then deduplicate)")
 
-    def measure(self, sampler_oracles: dict) -> dict[str, Any]:
-        t = np.asarray(_decoded_run(sampler_oracles)[1]["t"], dtype=float)
+    def measure(self, sampler_oracles: dict, decoding: str) -> dict[str, Any]:
+        t = np.asarray(_decoded_run(sampler_oracles, decoding)[1]["t"], dtype=float)
         # NaN compares false with everything: a NaN t would never count as a violation
         bad = np.flatnonzero(~(np.diff(t) < 0))
         nonfinite = np.flatnonzero(~np.isfinite(t))
@@ -104,8 +105,8 @@ class SMP003(Check):
     requires = frozenset({"PAR002"})  # landing means something only under the decoded parameterisation
     thresholds = _th({"max_landing_error": 1e-3})
 
-    def measure(self, sampler_oracles: dict) -> dict[str, Any]:
-        kind, run = _decoded_run(sampler_oracles)
+    def measure(self, sampler_oracles: dict, decoding: str) -> dict[str, Any]:
+        kind, run = _decoded_run(sampler_oracles, decoding)
         return {"kind": kind, "landing_error": run["max_error"], "last_t": run["t"][-1],
                 "target_max": sampler_oracles["target_max"], "finite": run["finite"],
                 "affine_scale": run["affine_scale"], "affine_offset": run["affine_offset"],
@@ -146,8 +147,8 @@ class SMP004(Check):
     next_step = ("pass t to the network on the scale training used: compare the time argument in the training loss "
                  "with the sampler's (integer index, t/T or t·1000/T)")
 
-    def measure(self, loss_oracles: dict, sampler_oracles: dict) -> dict[str, Any]:
-        kind, run = _decoded_run(sampler_oracles)
+    def measure(self, loss_oracles: dict, sampler_oracles: dict, decoding: str) -> dict[str, Any]:
+        kind, run = _decoded_run(sampler_oracles, decoding)
         train = loss_oracles["time"][kind]
         return {"training_conventions": train["conventions"], "training_t_max": train["t_max"],
                 "training_dtypes": train["dtypes"], "sampler_conventions": run["conventions"],
@@ -236,7 +237,7 @@ class SMP007(Check):
 
     def measure(self, trajectory_marginals: dict) -> dict[str, Any]:
         rows = trajectory_marginals["rows"]
-        return {"t": [r["t"] for r in rows], "snr": [r["snr"] for r in rows],
+        return {"kind": trajectory_marginals["kind"], "t": [r["t"] for r in rows], "snr": [r["snr"] for r in rows],
                 "std_ratio": [r["std_ratio"] for r in rows], "mean_z": [r["mean_z"] for r in rows],
                 "samples": trajectory_marginals["samples"], "spectra": trajectory_marginals["spectra"]}
 

@@ -96,7 +96,13 @@ class TEMB002(Check):
     next_step = ("check how t reaches the network in training and in sampling (same scale, never dropped) and that "
                  "training drew t over the whole range")
     trained_only = True
-    thresholds = _th({"min_shuffled_ratio": 1.5})
+    # Two limits. The probe gives the network the same x_t with every grid t, so a network that
+    # ignores t scores exactly 1.00x: the zoo's t-blind, untrained and wrong-convention networks sit
+    # at 0.998-1.0001x (2 seeds each). Under fail_shuffled_ratio that is a bug. A trained network
+    # scores 12x and more (learned_cpu.json, 20 seeds); the reference network stopped at 300 of 3000
+    # steps 1.06-1.07x: between the two limits the network learned little of t, a QUALITY finding.
+    thresholds = _th({"min_shuffled_ratio": 1.5, "fail_shuffled_ratio": 1.02})
+    threshold_bounds = _th({"fail_shuffled_ratio": (1.0, float("inf"))})
 
     def measure(self, time_probe: dict) -> dict[str, Any]:
         m = np.asarray(_t_sensitive_target(time_probe)["matrix"])
@@ -112,8 +118,15 @@ class TEMB002(Check):
         if o["shuffled_ratio"] >= th["min_shuffled_ratio"]:
             return Verdict(Status.PASS, f"shuffling t raises the loss {o['shuffled_ratio']:.3g}x (vs >= "
                            f"{th['min_shuffled_ratio']:g}x)", ev)
-        return Verdict(Status.FAIL, f"the loss barely depends on t: shuffled t raises it only {o['shuffled_ratio']:.3g}x "
-                       f"(vs >= {th['min_shuffled_ratio']:g}x)", ev,
+        if o["shuffled_ratio"] >= th["fail_shuffled_ratio"]:
+            return Verdict(Status.QUALITY, f"the network has learned little of t, not a bug: shuffled t raises the loss "
+                           f"{o['shuffled_ratio']:.3g}x (a trained network >= {th['min_shuffled_ratio']:g}x; one that "
+                           f"ignores t < {th['fail_shuffled_ratio']:g}x)", ev,
+                           ("the network is under-trained (few steps, or an EMA still close to its initial weights: "
+                            "see WGT004)",
+                            "training drew t from part of the range only"))
+        return Verdict(Status.FAIL, f"the loss does not depend on t: shuffled t raises it only {o['shuffled_ratio']:.3g}x "
+                       f"(vs >= {th['fail_shuffled_ratio']:g}x for a network that uses t at all)", ev,
                        ("the network ignores its time input (see TEMB001)",
                         "the network was trained with another time input than the pipeline passes (see TEMB003)",
                         "the network is untrained, or trained at a single noise level"))
@@ -130,16 +143,16 @@ class TEMB003(Check):
     trained_only = True
     thresholds = _th({"min_margin": 1.25})
 
-    def measure(self, time_probe: dict, sampler_oracles: dict) -> dict[str, Any]:
+    def measure(self, time_probe: dict, sampler_oracles: dict, decoding: str) -> dict[str, Any]:
         losses = {c: geometric_mean(v) for c, v in _finite(time_probe)["conventions"].items()}
-        sampler = sorted(set(sampler_oracles["runs"][sampler_oracles["decoded"]]["conventions"]))
+        sampler = sorted(set(sampler_oracles["runs"][decoding]["conventions"]))
         equal = _equivalents(time_probe["t"], time_probe["T"])
         best = min(losses, key=losses.get)
         others = [c for c in losses if c not in equal[best]]
         runner_up = min(others, key=losses.get)
         return {**{f"loss_{c}": v for c, v in losses.items()}, "learned": best, "equivalent": equal[best],
                 "runner_up": runner_up, "margin": losses[runner_up] / max(losses[best], 1e-300),
-                "sampler_conventions": sampler, "kind": time_probe["kind"]}
+                "sampler_conventions": sampler, "sampler_decoding": decoding, "kind": time_probe["kind"]}
 
     def judge(self, o: Mapping[str, Any], th: Mapping[str, float]) -> Verdict:
         ranked = sorted(TIME_CONVENTIONS, key=lambda c: o[f"loss_{c}"])

@@ -16,8 +16,8 @@ from .param import PARAMETERISATIONS, targets
 from .pipeline import Pipeline
 from .probes import Probe
 
-__all__ = ["loss_oracles", "sampler_oracles", "identify_decoding", "clip_probe", "learned_fit", "network_mode",
-           "trajectory_marginals", "SaturationTally"]
+__all__ = ["loss_oracles", "sampler_oracles", "identify_decoding", "decoded_kind", "decoding", "clip_probe",
+           "learned_fit", "network_mode", "trajectory_marginals", "SaturationTally"]
 
 #: Decoding is probed with a small target, inside any sane clip range, so a clipping bug cannot
 #: hide the parameterisation; clipping is probed separately with a target spanning the data range.
@@ -79,10 +79,24 @@ def sampler_oracles(pipeline: Pipeline, x0_probe: Probe, seed: int) -> dict:
     if identify_decoding(runs)[1] != "landing":  # the trajectory decides: run again with its power
         batch = ORACLE_BATCH
         runs = {kind: _oracle_run(pipeline, target, kind, seed, batch) for kind in PARAMETERISATIONS}
-    # The run to trace: the identified decoding, else a consistent mean first, then the closest landing.
-    decoded = identify_decoding(runs)[0] or min(
-        runs, key=lambda k: (runs[k]["mean_z"] > TRAJECTORY_Z, runs[k]["max_error"]))
-    return {"runs": runs, "decoded": decoded, "target_max": float(target.abs().max()), "batch": batch}
+    return {"runs": runs, "target_max": float(target.abs().max()), "batch": batch}
+
+
+def decoded_kind(runs: dict, max_error_ratio: float = LANDING_RATIO, max_z: float = TRAJECTORY_Z) -> str:
+    """The run the checks downstream of the decoding trace: the identified decoding (as PAR002
+    identifies it, with these thresholds), else a consistent mean first, then the closest landing."""
+    identified = identify_decoding(runs, max_error_ratio, max_z)[0]
+    return identified or min(runs, key=lambda k: (runs[k]["mean_z"] > max_z, runs[k]["max_error"]))
+
+
+@fixture
+def decoding(sampler_oracles: dict, thresholds: dict) -> str:
+    """The parameterisation the sampler decodes, decided with PAR002's thresholds in this run (a
+    ``--threshold PAR002.*`` reaches every check that reads the decoding: SMP001-007, TEMB003, the
+    learned probes of a pipeline without ``training_loss_at``)."""
+    th = thresholds.get("PAR002", {})
+    return decoded_kind(sampler_oracles["runs"], th.get("max_error_ratio", LANDING_RATIO),
+                        th.get("max_trajectory_z", TRAJECTORY_Z))
 
 
 def identify_decoding(runs: dict, max_error_ratio: float = LANDING_RATIO,
@@ -109,7 +123,7 @@ def identify_decoding(runs: dict, max_error_ratio: float = LANDING_RATIO,
 
 
 @fixture
-def clip_probe(pipeline: Pipeline, x0_probe: Probe, sampler_oracles: dict, seed: int) -> dict:
+def clip_probe(pipeline: Pipeline, x0_probe: Probe, decoding: str, seed: int) -> dict:
     """The decoded oracle's sampler run for a target spanning the data range (up to +-0.95).
 
     The probe spectrum is scaled (not clamped) to a peak of 0.95: a clamped target has every pixel
@@ -118,8 +132,8 @@ def clip_probe(pipeline: Pipeline, x0_probe: Probe, sampler_oracles: dict, seed:
     """
     x0 = x0_probe.x0[:1]
     target = x0 * (TARGET_LIMIT / x0.abs().max().clamp_min(1e-12))
-    run = _oracle_run(pipeline, target, sampler_oracles["decoded"], seed, LANDING_BATCH)
-    return {**run, "target_max": float(target.abs().max()), "kind": sampler_oracles["decoded"]}
+    run = _oracle_run(pipeline, target, decoding, seed, LANDING_BATCH)
+    return {**run, "target_max": float(target.abs().max()), "kind": decoding}
 
 
 def _oracle_run(pipeline: Pipeline, target: torch.Tensor, kind: str, seed: int, batch: int) -> dict:
@@ -246,11 +260,11 @@ def network_mode(pipeline: Pipeline, seed: int) -> dict:
 
 
 @fixture
-def trajectory_marginals(pipeline: Pipeline, data, x0_probe: Probe, sampler_oracles: dict, seed: int) -> dict:
+def trajectory_marginals(pipeline: Pipeline, data, x0_probe: Probe, decoding: str, seed: int) -> dict:
     """Per-step mean and std of the sampler's x_t under the ideal denoiser of K spectra,
     against the forward marginal q(x_t) of the same K spectra at the same t."""
     spectra = _marginal_spectra(data, x0_probe, pipeline)
-    kind = sampler_oracles["decoded"]
+    kind = decoding
     oracle = PosteriorMeanOracle(spectra, pipeline.schedule, kind).to(pipeline.device)
     mu, var = spectra.double().mean(0), spectra.double().var(0, unbiased=False)
     rows: list[dict] = []  # one row of moments per step, computed as the step happens: no x_t is kept

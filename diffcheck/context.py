@@ -26,7 +26,12 @@ FIXTURES: dict[str, Callable[..., Any]] = {}
 #: ``results`` maps the IDs of checks already run to their Results (order them with ``requires``).
 #: ``settings`` holds run options that are not thresholds (e.g. ``min_samples``); ``status`` is a
 #: callable ``(text, done, total)`` that long fixtures report progress through (a no-op by default).
-BASE_FIXTURES = ("pipeline", "data", "seed", "device", "report_dir", "generator", "results", "settings", "status")
+#: ``thresholds`` maps check IDs to the thresholds they judge with in this run (defaults and the
+#: user's overrides): a fixture that must decide as a check would (the decoding PAR002 identifies)
+#: decides with them. ``lazy(name)`` gets another fixture through the cache only where a branch
+#: needs it (a conditional dependency), instead of computing it for every caller.
+BASE_FIXTURES = ("pipeline", "data", "seed", "device", "report_dir", "generator", "results", "settings", "status",
+                 "thresholds", "lazy")
 
 
 def _no_status(text: str, done: float, total: float) -> None:
@@ -48,11 +53,14 @@ class Context:
 
     def __init__(self, *, pipeline: Pipeline, data: Dataset | None, seed: int,
                  report_dir: Path | None = None, settings: Mapping[str, Any] | None = None,
-                 status: Callable[[str, float, float], None] | None = None) -> None:
+                 status: Callable[[str, float, float], None] | None = None,
+                 thresholds: Mapping[str, Mapping[str, float]] | None = None) -> None:
         self.seed = seed
         self._values: dict[str, Any] = {"pipeline": pipeline, "data": data, "seed": seed,
                                         "device": pipeline.device, "report_dir": report_dir, "results": {},
-                                        "settings": dict(settings or {}), "status": status or _no_status}
+                                        "settings": dict(settings or {}), "status": status or _no_status,
+                                        "thresholds": {k: dict(v) for k, v in (thresholds or {}).items()},
+                                        "lazy": self.get}
         self._errors: dict[str, BaseException] = {}
 
     def generator(self, key: str) -> torch.Generator:

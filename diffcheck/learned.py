@@ -9,7 +9,7 @@ it receives a time value diffcheck chooses (:class:`TimeOverride`). Pipelines wi
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -94,13 +94,12 @@ def per_sample_loss(pipeline: Pipeline, network: nn.Module, x0: torch.Tensor, t:
 
 
 @fixture
-def learned_target(pipeline: Pipeline, x0_probe: Probe, seed: int) -> str:
+def learned_target(pipeline: Pipeline, x0_probe: Probe, seed: int, lazy: Callable[[str], Any]) -> str:
     """The parameterisation the probes' loss measures: the training loss's own (identified by exact
-    oracles through ``training_loss_at``), else the one the sampler decodes."""
+    oracles through ``training_loss_at``), else the one the sampler decodes (the run's ``decoding``,
+    through the cache: the sampler oracles run once per run, and only where needed)."""
     if not has_loss_at(pipeline):
-        from .consistency import sampler_oracles
-
-        return sampler_oracles(pipeline, x0_probe, seed)["decoded"]
+        return lazy("decoding")
     x0 = x0_probe.x0
     gen = torch.Generator(device=x0.device).manual_seed(seed)
     ts = torch.as_tensor(grid(pipeline.schedule.T, x0.shape[0]), device=x0.device)

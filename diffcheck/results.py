@@ -17,8 +17,9 @@ class Status(str, enum.Enum):
     """Outcome of one check.
 
     - ``FAIL``: a bug, a proven contradiction in the pipeline (or samples grossly unlike spectra);
-    - ``QUALITY``: no bug, but the samples are measurably further from real spectra than real
-      spectra are from each other; the number says how far. A quality finding, not an accusation;
+    - ``QUALITY``: no bug, but a measured shortfall of the model: its samples further from real
+      spectra than real spectra are from each other (DIST002-004), or less learned than a trained
+      network shows (TEMB002); the number says how far. A quality finding, not an accusation;
     - ``WARN``: a structural sign that is suspicious but not proven;
     - ``ERROR``: the check itself raised; ``SKIP``: it did not apply.
 

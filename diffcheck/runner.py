@@ -101,7 +101,9 @@ def run_checks(
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
         clear_previous(outdir)
-    ctx = Context(pipeline=pipeline, data=data, seed=seed, report_dir=outdir, settings=settings, status=status)
+    effective = {c.id: {**c.thresholds, **overrides.get(c.id, {})} for c in checks}
+    ctx = Context(pipeline=pipeline, data=data, seed=seed, report_dir=outdir, settings=settings, status=status,
+                  thresholds=effective)
     start = time.perf_counter()
     results: dict[str, Result] = ctx.get("results")
     order = _order(selected)

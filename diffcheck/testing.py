@@ -118,6 +118,7 @@ def compute_check(check_id: str, *, pipeline: Pipeline | None = None, data: Data
     if pipeline is not None:
         _require_pipeline(pipeline)
     ctx = _GivenContext(pipeline, _dataset(data, pipeline), seed, fixtures)
+    ctx.get("thresholds")[cls.id] = {**cls.thresholds, **(thresholds or {})}
     done: dict[str, Result] = ctx.get("results")
     needed = [cls] if "results" in fixtures else _order(select_checks(registry.checks, [cls.id])[0])
     for c in needed:

@@ -118,3 +118,25 @@ def test_PAR001_fails_on_a_loss_that_ignores_the_network_output(healthy, tiny_da
     result = diffcheck.run_checks(blind, data=tiny_data, select=["PAR001"])["PAR001"]
     assert result.status is Status.FAIL and result.observed["identified"] is None
     assert result.summary.startswith("the training loss is 0 for every oracle (eps 0, x0 0, v 0)"), result.summary
+
+
+def test_a_PAR002_threshold_reaches_every_check_that_reads_the_decoding(tiny_data):
+    # cosine_sampler (a linear-trained network sampled on cosine betas): no oracle's trajectory mean
+    # is consistent at the default z <= 6 (eps 14.9, v 10.1), so PAR002 fails and the checks trace
+    # the closest landing (eps). A user who allows z between v's and eps's makes PAR002 identify v:
+    # the checks downstream must then trace v too, not what the default thresholds decided.
+    from tests.conftest import load_member
+
+    pipe = load_member("cosine_sampler")
+    select = ["PAR002", "SMP003", "SMP006", "SMP007"]
+    default = diffcheck.run_checks(pipe, data=tiny_data, select=select, seed=0)
+    o = default["PAR002"].observed
+    assert default["PAR002"].status is Status.FAIL and o["identified"] is None and o["decoded"] == "eps"
+    z = (o["mean_z_v"] + o["mean_z_eps"]) / 2
+    assert o["mean_z_v"] < z < min(o["mean_z_eps"], o["mean_z_x0"])
+    loose = diffcheck.run_checks(pipe, data=tiny_data, select=select, seed=0,
+                                 thresholds={"PAR002": {"max_trajectory_z": z}})
+    par = loose["PAR002"]
+    assert par.status is Status.PASS and par.observed["identified"] == par.observed["decoded"] == "v", par.summary
+    for cid in ("SMP003", "SMP006", "SMP007"):
+        assert loose[cid].observed["kind"] == "v", (cid, loose[cid].summary)

@@ -31,6 +31,29 @@ def test_TEMB_fails_when_the_network_casts_t_to_long(check_id):
     assert result.status is Status.FAIL, result.message()
 
 
+def test_TEMB002_calls_a_t_blind_network_a_bug_with_its_number():
+    result = report_for("time_cast_to_long", ("TEMB",))["TEMB002"]
+    o = result.observed
+    assert o["shuffled_ratio"] < result.thresholds["fail_shuffled_ratio"]
+    assert result.summary == (f"the loss does not depend on t: shuffled t raises it only {o['shuffled_ratio']:.3g}x "
+                              f"(vs >= {result.thresholds['fail_shuffled_ratio']:g}x for a network that uses t at all)")
+
+
+def test_TEMB002_gives_an_under_trained_network_a_quality_finding_not_a_bug(tiny_data):
+    # the healthy recipe stopped at 300 of 3000 steps (fixtures/zoo/degraded.py): 1.06x, where a
+    # trained network scores >= 12x and one that ignores t 1.00x
+    from diffcheck.loading import load_pipeline
+    from tests.conftest import FIXTURES
+
+    pipe = load_pipeline(FIXTURES / "checkpoints" / "degraded_tiny.pt", device=diffcheck.resolve_device("cpu"))
+    result = diffcheck.run_checks(pipe, data=tiny_data, select=["TEMB002"], seed=0)["TEMB002"]
+    o, th = result.observed, result.thresholds
+    assert result.status is Status.QUALITY, result.message()
+    assert th["fail_shuffled_ratio"] <= o["shuffled_ratio"] < th["min_shuffled_ratio"]
+    assert result.summary.startswith(f"the network has learned little of t, not a bug: shuffled t raises the loss "
+                                     f"{o['shuffled_ratio']:.3g}x")
+
+
 def test_TEMB001_names_a_network_that_ignores_t():
     result = report_for("time_cast_to_long", ("TEMB",))["TEMB001"]
     assert result.observed["median_sensitivity"] == 0.0
