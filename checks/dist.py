@@ -45,10 +45,6 @@ NULL_DRAWS = 200
 #: noise-like samples biases a distance upwards).
 BOOT_DRAWS = 100
 
-
-def _interval(estimate: float, boot: np.ndarray, floor: float = 0.0) -> tuple[float, float]:
-    sd = float(np.std(boot))
-    return max(estimate - sd, floor), estimate + sd
 #: A white sample set counts as *Gaussian* noise when its values are this close (KS D) to a normal
 #: law fitted to them (clipped where the sampler clips).
 GAUSSIAN_D = 0.05
@@ -59,14 +55,27 @@ def _rng(generator: torch.Generator) -> np.random.Generator:
     return np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)))
 
 
-def _gap(value: float, limit: float, fail: float, what: str, ratio: float, boot: np.ndarray,
-         q: float, quantile: float, n: int, unit: str = "x") -> tuple[Status, str, dict[str, float]]:
+def _interval(estimate: float, boot: np.ndarray, floor: float = 0.0) -> tuple[float, float]:
+    sd = float(np.std(boot))
+    return max(estimate - sd, floor), estimate + sd
+
+
+#: A quality finding's likely causes lead with the model; a bug's with the pipeline.
+_WEAK_MODEL = "the model is under-trained or small (compare a longer-trained checkpoint with --baseline)"
+
+
+def _ranked_causes(status: Status, causes: tuple[str, ...]) -> tuple[str, ...]:
+    return (_WEAK_MODEL, *causes) if status is Status.QUALITY else causes
+
+
+def _gap(limit: float, fail: float, what: str, ratio: float, boot: np.ndarray,
+         q: float, quantile: float, n: int) -> tuple[Status, str, dict[str, float]]:
     """The status and first line of a statistic past its quality limit: QUALITY up to ``fail``
     times the real-vs-real quantile ``q`` (FAIL beyond), with the bootstrap interval of ``ratio``."""
     lo, hi = _interval(ratio, boot / max(q, 1e-300))
     status = Status.FAIL if ratio > fail else Status.QUALITY
     tail = (f"{ratio:.3g}x the real-vs-real {quantile:g} quantile at n={n} (68 % interval {lo:.3g}-{hi:.3g}x; "
-            f"quality limit {limit:.3g}{unit}, a bug beyond {fail:g}x)")
+            f"quality limit {limit:.3g}x, a bug beyond {fail:g}x)")
     head = (f"{what}: {tail}" if status is Status.FAIL
             else f"sample quality, not a bug: {what}, {tail}")
     return status, head, {"gap_factor": ratio, "gap_low": lo, "gap_high": hi, "fail_factor": fail}
@@ -247,15 +256,16 @@ class DIST002(Check):
         worst = max(bad, key=lambda b: derived["ks_factor" if b == "KS D" else "w1_factor"])
         v, lim, factor, q, lim_f = ((o["ks_d"], lim_ks, derived["ks_factor"], q_ks, th["max_ks_factor"]) if worst == "KS D"
                                     else (o["w1"], lim_w1, derived["w1_factor"], q_w1, th["max_w1_factor"]))
-        status, head, gap = _gap(v, lim_f, th["fail_factor"], f"pooled flux differs from the real spectra: {worst} "
+        status, head, gap = _gap(lim_f, th["fail_factor"], f"pooled flux differs from the real spectra: {worst} "
                                  f"{v:.3g} vs at most {lim:.3g}", factor, o["_boot"][:, col[worst]], q,
                                  th["null_quantile"], o["n_samples"])
         return Verdict(
             status, head,
             evidence,
-            ("the samples are not de-normalised (their range is the network's, e.g. [-1, 1]): Pipeline.to_flux",
-             "wrong de-normalisation constants (min/max of another data set or split)",
-             "the model is undertrained or the sampler is broken (see DIST001, PAR, SMP)"),
+            _ranked_causes(status, (
+                "the samples are not de-normalised (their range is the network's, e.g. [-1, 1]; see DIST005)",
+                "wrong de-normalisation constants (min/max of another data set or split; see DIST005)",
+                "the sampler is broken (see DIST001, PAR, SMP)")),
             observed={**derived, **gap})
 
     def plot(self, o: Mapping[str, Any], outdir: Path) -> list[Path]:
@@ -339,16 +349,17 @@ class DIST003(Check):
                            f"{o['mean_pixel_d']:.3f} <= {lim_d:.3f}, mean spectrum offset {o['mean_offset_z']:.3f} "
                            f"<= {lim_z:.3f}", evidence, observed=derived)
         name, v, lim, factor, col, q, lim_f = max(bad, key=lambda b: b[3])
-        status, head, gap = _gap(v, lim_f, th["fail_factor"], f"flux differs from the real spectra wavelength by "
+        status, head, gap = _gap(lim_f, th["fail_factor"], f"flux differs from the real spectra wavelength by "
                                  f"wavelength: {name} {v:.3f} vs at most {lim:.3f}", factor, o["_boot"][:, col], q,
                                  th["null_quantile"], o["n_samples"])
         return Verdict(
             status, f"{head}; {100 * frac:.1f} % of wavelengths disagree",
             evidence,
-            ("spectra on another wavelength grid: reversed, shifted or resampled on output",
-             "wrong de-normalisation (offset or scale at every wavelength; see DIST002)",
-             "the model misses features at fixed wavelengths (lines, bands) or adds spurious ones: too few "
-             "training steps, or a sampler bug (see PAR, SMP)"),
+            _ranked_causes(status, (
+                "spectra on another wavelength grid: reversed, shifted or resampled on output (see DIST005)",
+                "wrong de-normalisation (offset or scale at every wavelength; see DIST002, DIST005)",
+                "the model misses features at fixed wavelengths (lines, bands) or adds spurious ones: too few "
+                "training steps, or a sampler bug (see PAR, SMP)")),
             observed={**derived, **gap})
 
     def plot(self, o: Mapping[str, Any], outdir: Path) -> list[Path]:
