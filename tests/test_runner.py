@@ -12,6 +12,7 @@ import pytest
 import diffcheck
 from diffcheck import Check, CheckDefinitionError, InputError, Status, Verdict
 from diffcheck.registry import load_registry
+from diffcheck.results import RESULT_SCHEMA_VERSION
 
 
 class Boom(Check):
@@ -197,7 +198,7 @@ def test_a_plugin_with_one_bad_check_adds_none_of_its_checks(tmp_path, monkeypat
 def test_json_report_has_every_summary_number_as_a_field(healthy, tmp_path):
     report = diffcheck.run_checks(healthy, select=["FWD"])
     data = report.to_dict()
-    assert data["schema_version"] == 1 and data["exit_code"] == 0
+    assert data["schema_version"] == RESULT_SCHEMA_VERSION == 2 and data["exit_code"] == 0
     for r in data["results"]:
         fields = {f"{v:.3g}" for v in _numbers(r["observed"])} | {f"{v:.4f}" for v in _numbers(r["observed"])}
         fields |= {f"{v:g}" for v in _numbers(r["thresholds"])} | {f"{v:.2g}" for v in _numbers(r["observed"])}
