@@ -34,7 +34,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def zoo_member(name: str) -> dict:
-    for bug in (*ZOO["bug"], *ZOO.get("library", []), *ZOO.get("function_bug", [])):
+    for bug in (*ZOO["bug"], *ZOO.get("library", []), *ZOO.get("function_bug", []), *ZOO.get("undertrained", [])):
         if bug["name"] == name:
             return bug
     raise KeyError(name)
@@ -59,7 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     fixture's) report through ``report_for`` is grouped by that pipeline, so the report is
     computed once, not once per worker (``--dist loadgroup``)."""
     groups = {m["name"]: ("healthy" if m.get("pipeline", "").startswith(_SAMPLES_LIKE_HEALTHY) else m["name"])
-              for m in (*ZOO["bug"], *ZOO.get("library", []), *ZOO.get("function_bug", []))}
+              for m in (*ZOO["bug"], *ZOO.get("library", []), *ZOO.get("function_bug", []), *ZOO.get("undertrained", []))}
     groups["healthy"] = "healthy"
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -234,7 +234,7 @@ SAMPLE_MEMO = _SampleMemo()
 
 
 def _is_healthy(name: str) -> bool:
-    return name == "healthy" or any(m["name"] == name for m in ZOO.get("library", []))
+    return name == "healthy" or any(m["name"] == name for m in (*ZOO.get("library", []), *ZOO.get("undertrained", [])))
 
 
 def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0, *, every_family: bool = False) -> diffcheck.Report:
@@ -260,9 +260,9 @@ ZOO_SEEDS = range(5)
 
 
 def swept_zoo_sha256(zoo: dict) -> str:
-    """A hash of what benchmarks/bench_zoo.py sweeps: the healthy fixture, the [[bug]] and the
-    [[library]] members as parsed (comments and other tables do not change it)."""
-    swept = {key: zoo.get(key) for key in ("healthy", "bug", "library")}
+    """A hash of what benchmarks/bench_zoo.py sweeps: the healthy fixture, the [[bug]], [[library]]
+    and [[undertrained]] members as parsed (comments and other tables do not change it)."""
+    swept = {key: zoo.get(key) for key in ("healthy", "bug", "library", "undertrained")}
     return hashlib.sha256(json.dumps(swept, sort_keys=True).encode()).hexdigest()
 
 

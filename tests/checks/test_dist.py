@@ -214,7 +214,7 @@ def _canned(rows: np.ndarray) -> _Canned:
 
 def _draw(pipe, data, settings):
     ref = dist_reference(pipe, data, 0)
-    return dist_samples(pipe, ref, settings, torch.Generator().manual_seed(0), lambda *a: None, 0)
+    return dist_samples(pipe, ref, settings, torch.Generator().manual_seed(0), lambda *a: None)
 
 
 def test_noise_stops_after_the_first_batch(tiny_data):
@@ -230,6 +230,14 @@ def test_healthy_samples_draw_the_maximum_in_batches(tiny_data):
     s = _draw(pipe, tiny_data, {"min_samples": 8, "max_samples": 20})
     assert s.n == 20 and pipe.drawn == 20 and s.stop_reason == "drew the maximum, 20 samples"
     np.testing.assert_allclose(s.flux, tiny_data.flux[~tiny_data.heldout][:20], rtol=1e-5, atol=1e-5)
+
+
+def test_samples_far_from_the_real_flux_but_not_noise_draw_the_maximum(tiny_data):
+    # a flux gap is a quality figure, measured the better the more samples: no reason to stop early
+    ref_rows = tiny_data.x[~tiny_data.heldout]
+    pipe = _canned(0.5 * ref_rows[:40] - 0.4)  # spectra, but far from the real flux (pooled KS D ~ 0.5)
+    s = _draw(pipe, tiny_data, {"min_samples": 8, "max_samples": 20})
+    assert s.n == 20 and s.stop_reason == "drew the maximum, 20 samples"
 
 
 @pytest.mark.parametrize("bad", [{"min_samples": 1}, {"min_samples": 10, "max_samples": 5}])
