@@ -248,16 +248,17 @@ class DIST002(Check):
                     f"flux 1/50/99th percentiles: samples {g[0]:.3g} / {g[1]:.3g} / {g[2]:.3g}, "
                     f"real {r[0]:.3g} / {r[1]:.3g} / {r[2]:.3g}",
                     f"{o['n_samples']} samples vs {o['n_reference']} real spectra ({o['split']})")
-        bad = [name for name, v, lim in (("KS D", o["ks_d"], lim_ks), ("Wasserstein-1", o["w1"], lim_w1)) if v > lim]
+        bad = [(name, v, lim, factor, col, q, lim_f)
+               for name, v, lim, factor, col, q, lim_f in (
+                   ("KS D", o["ks_d"], lim_ks, derived["ks_factor"], 0, q_ks, th["max_ks_factor"]),
+                   ("Wasserstein-1", o["w1"], lim_w1, derived["w1_factor"], 1, q_w1, th["max_w1_factor"]))
+               if v > lim]
         if not bad:
             return Verdict(Status.PASS, f"pooled flux matches the real spectra: KS D {o['ks_d']:.4f} <= {lim_ks:.4f}, "
                            f"W1 {o['w1']:.3g} <= {lim_w1:.3g}", evidence, observed=derived)
-        col = {"KS D": 0, "Wasserstein-1": 1}
-        worst = max(bad, key=lambda b: derived["ks_factor" if b == "KS D" else "w1_factor"])
-        v, lim, factor, q, lim_f = ((o["ks_d"], lim_ks, derived["ks_factor"], q_ks, th["max_ks_factor"]) if worst == "KS D"
-                                    else (o["w1"], lim_w1, derived["w1_factor"], q_w1, th["max_w1_factor"]))
-        status, head, gap = _gap(lim_f, th["fail_factor"], f"pooled flux differs from the real spectra: {worst} "
-                                 f"{v:.3g} vs at most {lim:.3g}", factor, o["_boot"][:, col[worst]], q,
+        name, v, lim, factor, col, q, lim_f = max(bad, key=lambda b: b[3])
+        status, head, gap = _gap(lim_f, th["fail_factor"], f"pooled flux differs from the real spectra: {name} "
+                                 f"{v:.3g} vs at most {lim:.3g}", factor, o["_boot"][:, col], q,
                                  th["null_quantile"], o["n_samples"])
         return Verdict(
             status, head,

@@ -33,8 +33,14 @@ TINY_DATA = FIXTURES / ZOO["healthy"]["data"]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+#: The healthy pipelines besides the reference fixture: the library ones and the under-trained twins.
+HEALTHY_MEMBERS = (*ZOO.get("library", []), *ZOO.get("undertrained", []))
+#: Every named zoo entry: the bugs, the healthy pipelines, the bugs planted in user functions.
+ZOO_MEMBERS = (*ZOO["bug"], *HEALTHY_MEMBERS, *ZOO.get("function_bug", []))
+
+
 def zoo_member(name: str) -> dict:
-    for bug in (*ZOO["bug"], *ZOO.get("library", []), *ZOO.get("function_bug", []), *ZOO.get("undertrained", [])):
+    for bug in ZOO_MEMBERS:
         if bug["name"] == name:
             return bug
     raise KeyError(name)
@@ -59,7 +65,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     fixture's) report through ``report_for`` is grouped by that pipeline, so the report is
     computed once, not once per worker (``--dist loadgroup``)."""
     groups = {m["name"]: ("healthy" if m.get("pipeline", "").startswith(_SAMPLES_LIKE_HEALTHY) else m["name"])
-              for m in (*ZOO["bug"], *ZOO.get("library", []), *ZOO.get("function_bug", []), *ZOO.get("undertrained", []))}
+              for m in ZOO_MEMBERS}
     groups["healthy"] = "healthy"
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -234,7 +240,7 @@ SAMPLE_MEMO = _SampleMemo()
 
 
 def _is_healthy(name: str) -> bool:
-    return name == "healthy" or any(m["name"] == name for m in (*ZOO.get("library", []), *ZOO.get("undertrained", [])))
+    return name == "healthy" or any(m["name"] == name for m in HEALTHY_MEMBERS)
 
 
 def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0, *, every_family: bool = False) -> diffcheck.Report:

@@ -18,7 +18,7 @@ import json
 import pytest
 
 from diffcheck.samples import DEFAULT_SETTINGS
-from tests.conftest import ROOT, ZOO, ZOO_SEEDS, report_for, swept_zoo_sha256, zoo_problems, zoo_selection
+from tests.conftest import HEALTHY_MEMBERS, ROOT, ZOO, ZOO_SEEDS, report_for, swept_zoo_sha256, zoo_problems, zoo_selection
 
 BUGS = {b["name"]: b for b in ZOO["bug"]}
 SWEEP = ROOT / "benchmarks" / "results" / "zoo_cpu.json"
@@ -48,7 +48,7 @@ def test_the_committed_sweep_caught_every_member_at_every_seed():
     assert ran == {(name, seed) for name in BUGS for seed in ZOO_SEEDS}
     assert {c["name"]: c["problems"] for c in sweep["cases"] if c["problems"]} == {}
     healthy = {(h["name"], h["seed"]) for h in sweep["healthy"]}
-    fine = ["healthy", *(m["name"] for m in (*ZOO.get("library", []), *ZOO.get("undertrained", [])))]
+    fine = ["healthy", *(m["name"] for m in HEALTHY_MEMBERS)]
     assert healthy == {(name, seed) for name in fine for seed in ZOO_SEEDS}
     assert {(h["name"], h["seed"]): h["alarms"] for h in sweep["healthy"] if h["alarms"]} == {}
     assert all(h["samples"] == DEFAULT_SETTINGS["max_samples"] for h in sweep["healthy"])
