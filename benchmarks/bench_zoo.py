@@ -33,8 +33,8 @@ from _results import ROOT, write_results  # benchmarks/_results.py (scripts run 
 sys.path.insert(0, str(ROOT))
 
 from diffcheck import Status  # noqa: E402
-from tests.conftest import (_REPORTS, EXTRAS, ZOO, report_for, swept_zoo_sha256, zoo_problems,  # noqa: E402
-                            zoo_selection)
+from tests.conftest import (_REPORTS, EXTRAS, REFERENCE_MEMBER, ZOO, healthy_alarms, report_for,  # noqa: E402
+                            swept_zoo_sha256, zoo_problems, zoo_selection)
 
 
 def zoo_sha256() -> str:
@@ -46,15 +46,6 @@ def _available(member: dict) -> bool:
 
     extra = member.get("requires")
     return extra is None or importlib.util.find_spec(EXTRAS[extra]) is not None
-
-
-def _healthy_alarms(report, skips: set[str], may_warn: set[str] = frozenset()) -> dict[str, str]:
-    """What a healthy run must not show: a FAIL, ERROR, a WARN its entry does not declare
-    (``may_warn``: true of an under-trained checkpoint), or an undeclared SKIP (a QUALITY finding is
-    no alarm: it is recorded apart, see _quality)."""
-    return {r.id: f"{r.status.value}: {r.summary}" for r in report.results
-            if r.status in (Status.FAIL, Status.ERROR) or (r.status is Status.WARN and r.id not in may_warn)
-            or (r.status is Status.SKIP and r.id not in skips)}
 
 
 def _quality(report) -> dict[str, str]:
@@ -73,7 +64,7 @@ def main() -> None:
     args = ap.parse_args()
     wanted = set(filter(None, args.members.split(",")))
     out = args.out or ROOT / "benchmarks" / "results" / "zoo_cpu.json"
-    healthy = [{"name": "healthy", "skips": ["WGT005"]}, *ZOO.get("library", []), *ZOO.get("undertrained", [])]
+    healthy = [REFERENCE_MEMBER, *ZOO.get("library", []), *ZOO.get("undertrained", [])]
     bugs, fine, missing = [], [], []
     rerun = set(filter(None, args.rerun.split(",")))
     if (args.resume or rerun) and out.exists():
@@ -98,7 +89,7 @@ def main() -> None:
             t0 = time.perf_counter()
             if member in healthy:
                 report = report_for(name, (), seed)
-                alarms = _healthy_alarms(report, set(member.get("skips", [])), set(member.get("may_warn", [])))
+                alarms = healthy_alarms(report.results, member)
                 fine.append({"name": name, "seed": seed, "alarms": alarms, "quality": _quality(report),
                              "wall_s": round(time.perf_counter() - t0, 1),
                              "samples": report["DIST001"].observed.get("n_drawn")})

@@ -39,7 +39,7 @@ from torch import nn
 
 from .errors import InputError
 from .normalise import Normaliser
-from .oracles import _output_tensor, timestep_index
+from .oracles import _output_tensor, row_of, rows_done, timestep_index
 from .pipeline import Pipeline, StepCallback, WeightsInfo
 from .schedule import Schedule, make_schedule
 
@@ -360,9 +360,24 @@ class FunctionPipeline(Pipeline):
         with self._seam.routed():
             out = torch.as_tensor(self._loss_at_fn(x0, t, noise))
             if out.dim() == 0 and x0.shape[0] > 1:  # a mean over the batch: one call per spectrum
-                out = torch.stack([torch.as_tensor(self._loss_at_fn(x0[i:i + 1], t[i:i + 1], noise[i:i + 1]))
-                                   for i in range(x0.shape[0])])
+                out = self._loss_per_row(x0, t, noise)
             return out.reshape(x0.shape[0])
+
+    def _loss_per_row(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The user's batch-mean ``loss_at`` called one spectrum at a time; the network in place
+        (an oracle of the batch, a probe's time values per row) answers for that row."""
+        batch = self._seam.replacement
+        losses = []
+        try:
+            for i in range(x0.shape[0]):
+                if batch is not None:
+                    self._seam.replacement = row_of(batch, i)
+                losses.append(torch.as_tensor(self._loss_at_fn(x0[i:i + 1], t[i:i + 1], noise[i:i + 1])))
+        finally:
+            self._seam.replacement = batch
+        if batch is not None:
+            rows_done(batch)
+        return torch.stack(losses)
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self._denoise_fn is None:

@@ -17,7 +17,7 @@ from torch import nn
 
 from .context import fixture
 from .data import Dataset
-from .oracles import ExactOracle
+from .oracles import ExactOracle, row_of
 from .param import PARAMETERISATIONS, targets
 from .pipeline import Pipeline
 from .probes import Probe
@@ -49,6 +49,30 @@ class TimeOverride(nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         out = self.inner(x_t, self.value, *args, **kwargs)
         self.last = out.detach()
+        return out
+
+    def row(self, i: int) -> nn.Module:
+        """Row i alone: the inner network's row given ``value[i]``; ``last`` is the rows' outputs
+        joined once ``rows_done`` is called (see oracles.row_of)."""
+        return _TimeRow(self, i)
+
+    def rows_done(self) -> None:
+        rows = self.__dict__.pop("_rows", {})
+        if rows:
+            self.last = torch.cat([rows[i] for i in sorted(rows)])
+
+
+class _TimeRow(nn.Module):
+    def __init__(self, parent: TimeOverride, i: int) -> None:
+        super().__init__()
+        self.__dict__["parent"] = parent  # not a submodule: the row is a view of its parent
+        self.i = i
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        p, i = self.parent, self.i
+        value = p.value[i : i + 1] if p.value.dim() and p.value.numel() > 1 else p.value
+        out = row_of(p.inner, i)(x_t, value, *args, **kwargs)
+        p.__dict__.setdefault("_rows", {})[i] = out.detach()
         return out
 
 

@@ -8,6 +8,7 @@ which also records the convention it saw (integer index, t/T in [0, 1], or t*100
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,6 +84,22 @@ class _ScheduleOracle(nn.Module):
         return targets(x0.expand_as(eps), eps, a, s)[self.kind].to(x_t.dtype)
 
 
+def row_of(module: nn.Module, i: int) -> nn.Module:
+    """``module`` as it answers for row ``i`` of the batch it was built for, called with that row
+    alone (a user's loss that returns the batch mean is called one spectrum at a time). A module
+    holding a value per row (an oracle's x0, a probe's time values) gives its row (``row(i)``); any
+    other answers each row on its own already and is itself."""
+    row = getattr(module, "row", None)
+    return row(i) if callable(row) else module
+
+
+def rows_done(module: nn.Module) -> None:
+    """Tell ``module`` that its rows were called one at a time and the batch is complete."""
+    done = getattr(module, "rows_done", None)
+    if callable(done):
+        done()
+
+
 class ExactOracle(_ScheduleOracle):
     """Knows the clean x0: one spectrum [1, C, L] (a point data set) or the loss's batch [B, C, L]
     (row i of x_t comes from row i of x0). Returns the exact target of ``kind`` for each call.
@@ -114,6 +131,14 @@ class ExactOracle(_ScheduleOracle):
         self.residual_std.append(float(std))
         self.residual_mean_z.append(float(along.sum() / (along.numel() ** 0.5 * std.clamp_min(1e-300))))
         return self.emit(x0, x_t, a, s)
+
+    def row(self, i: int) -> ExactOracle:
+        """The oracle of row i's spectrum (the point data set x0[i]); its records are this one's."""
+        if self.x0.shape[0] == 1:
+            return self
+        view = copy.copy(self)
+        view.__dict__["x0"] = self.x0[i : i + 1]
+        return view
 
 
 class PosteriorMeanOracle(_ScheduleOracle):

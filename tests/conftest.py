@@ -35,8 +35,14 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 #: The healthy pipelines besides the reference fixture: the library ones and the under-trained twins.
 HEALTHY_MEMBERS = (*ZOO.get("library", []), *ZOO.get("undertrained", []))
+#: The reference fixture as a member of the healthy set (its checkpoint stores no schedule tensors).
+REFERENCE_MEMBER = {"name": "healthy", "skips": ["WGT005"]}
+#: The healthy set whose run-level false-alarm rate benchmarks/bench_false_alarms.py measures: the
+#: reference, its other objectives and the home-made pipeline ([[healthy_variant]]), the library
+#: fixtures and the under-trained twins.
+HEALTHY_SET = (REFERENCE_MEMBER, *ZOO.get("healthy_variant", []), *HEALTHY_MEMBERS)
 #: Every named zoo entry: the bugs, the healthy pipelines, the bugs planted in user functions.
-ZOO_MEMBERS = (*ZOO["bug"], *HEALTHY_MEMBERS, *ZOO.get("function_bug", []))
+ZOO_MEMBERS = (*ZOO["bug"], *HEALTHY_MEMBERS, *ZOO.get("healthy_variant", []), *ZOO.get("function_bug", []))
 
 
 def zoo_member(name: str) -> dict:
@@ -240,16 +246,33 @@ SAMPLE_MEMO = _SampleMemo()
 
 
 def _is_healthy(name: str) -> bool:
-    return name == "healthy" or any(m["name"] == name for m in HEALTHY_MEMBERS)
+    return any(m["name"] == name for m in HEALTHY_SET)
 
 
-def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0, *, every_family: bool = False) -> diffcheck.Report:
+def healthy_alarms(results, member: dict) -> dict[str, str]:
+    """What a healthy run must not show: a FAIL or ERROR, a WARN its entry does not declare
+    (``may_warn``: true of an under-trained checkpoint), or a SKIP it does not declare (``skips``).
+    A QUALITY finding is no alarm: a measured gap, not an accusation."""
+    skips, may_warn = set(member.get("skips", [])), set(member.get("may_warn", []))
+    return {r.id: f"{r.status.value}: {r.summary}" for r in results
+            if r.status in (Status.FAIL, Status.ERROR) or (r.status is Status.WARN and r.id not in may_warn)
+            or (r.status is Status.SKIP and r.id not in skips)}
+
+
+def healthy_set_sha256() -> str:
+    """A hash of the healthy set as parsed (benchmarks/bench_false_alarms.py's rows hold for it)."""
+    return hashlib.sha256(json.dumps(HEALTHY_SET, sort_keys=True).encode()).hexdigest()
+
+
+def report_for(name: str, select: tuple[str, ...] = (), seed: int = 0, *, every_family: bool = False,
+               ignore: tuple[str, ...] = ()) -> diffcheck.Report:
     """Run (once per session) the selected checks (default: all) on the healthy fixture, a healthy
     library fixture or a zoo bug; a bug's full run leaves out its knock-on-only costly families
     (COSTLY) unless ``every_family``. Healthy pipelines sample at the defaults a user gets, bugs at
     ZOO_SAMPLES."""
     healthy = _is_healthy(name)
-    ignore = knock_on_families(zoo_member(name)) if not healthy and not select and not every_family else ()
+    if not ignore and not healthy and not select and not every_family:
+        ignore = knock_on_families(zoo_member(name))
     key = (name, select, seed, ignore)
     if key not in _REPORTS:
         pipe = load_pipeline(HEALTHY_CKPT, device=diffcheck.resolve_device("cpu")) if name == "healthy" \

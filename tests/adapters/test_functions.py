@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import random
 import re
 
@@ -133,6 +134,20 @@ def test_a_sampler_output_of_the_wrong_shape_is_one_line(tmp_path):
     pipe._sample_fn = lambda n: torch.zeros(n, 1, 32)
     with pytest.raises(diffcheck.InputError, match=r"^sample\(2\) returned shape \(2, 1, 32\); expected \(2, 1, 64\)$"):
         pipe.sample(2)
+
+
+def test_a_loss_at_that_returns_the_batch_mean_is_judged_one_spectrum_at_a_time(tmp_path):
+    """The home-made example's ``loss`` is ``F.mse_loss(...)``, one number for the batch: diffcheck
+    calls it one spectrum at a time, and the network in its place (an oracle holding the batch's x0,
+    the time probe's value per row) answers for that spectrum. Before, the oracles answered every row
+    of the batch at once: the objective was identified as x0 (TEMB002/004 skipped) and LOSS001 raised."""
+    code, out = invoke("run", FIXTURES / "checkpoints" / "homemade_tiny.pt", "--pipeline",
+                       f"{ROOT}/examples/homemade_pipeline.py:build", "--data", TINY_DATA,
+                       "--select", "LOSS001,TEMB002,TEMB004", "--device", "cpu", "--report-dir", tmp_path)
+    assert code == 0, out
+    assert re.search(r"TEMB002 +shuffling t raises the loss", out) and re.search(r"LOSS001 +the network beats", out), out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {r["id"]: r["status"] for r in report["results"]} == {"LOSS001": "PASS", "TEMB002": "PASS", "TEMB004": "PASS"}
 
 
 @needs_ddp
