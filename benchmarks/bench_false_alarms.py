@@ -39,6 +39,7 @@ import torch
 from scipy import stats
 
 from _results import ROOT, write_results  # benchmarks/_results.py (scripts run from this folder)
+from bench_learned import STATISTICS as LEARNED_STATISTICS
 
 sys.path.insert(0, str(ROOT))
 
@@ -51,6 +52,11 @@ OUT = ROOT / "benchmarks" / "results" / "false_alarms_cpu.json"
 BUDGET = 0.01
 #: The family that draws samples: judged on the complete runs' disjoint sample sets.
 SAMPLING = "DIST"
+#: check -> (observed field, threshold, "min"/"max": the side an alarm lies on): the learned-behaviour
+#: probes' statistics, kept per run so the margins on each network (converged and under-trained) are
+#: on file (issue 15 item 3), and the sample statistics DIST judges, as factors of their limits.
+STATISTICS = {**LEARNED_STATISTICS, "PAR003": ("peak_r2", "min_peak_r2", "min"),
+              "PAR003 win share": ("win_share", "min_win_share", "min")}
 
 
 def _available(member: dict) -> bool:
@@ -96,6 +102,7 @@ def summarise(rows: list[dict], members: list[str]) -> dict:
             "checks_with_alarm": {cid: c for cid, c in sorted(checks.items()) if c["alarms"]},
             "runs_per_check": {cid: c["runs"] for cid, c in sorted(checks.items())},
             "quality_findings": dict(sorted(quality.items())),
+            "statistics": margins(mine, name),
             "wall_s_complete_median": _median([r["wall_s"] for r in full]),
             "wall_s_cheap_median": _median([r["wall_s"] for r in mine if r["kind"] == "cheap"]),
         }
@@ -122,7 +129,31 @@ def run_one(member: dict, seed: int, complete: bool) -> dict:
     return {"name": name, "seed": seed, "kind": "complete" if complete else "cheap",
             "statuses": {r.id: r.status.value for r in results}, "alarms": healthy_alarms(results, member),
             "quality": {r.id: r.summary for r in results if r.status is Status.QUALITY},
+            "statistics": _statistics(results),
             "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def _statistics(results) -> dict[str, float]:
+    """The judged statistic of each learned-behaviour probe that ran (a SKIP has none)."""
+    by_id = {r.id: r for r in results}
+    out = {}
+    for key, (field, th, _) in STATISTICS.items():
+        r = by_id.get(key.split()[0])
+        if r is not None and isinstance(r.observed.get(field), (int, float)):
+            out[key] = [round(float(r.observed[field]), 5), r.thresholds.get(th)]
+    return out
+
+
+def margins(rows: list[dict], name: str) -> dict[str, dict]:
+    """Per statistic: the worst value over ``name``'s runs against its threshold."""
+    out = {}
+    for key, (field, th, side) in STATISTICS.items():
+        pairs = [r["statistics"][key] for r in rows if r["name"] == name and key in r.get("statistics", {})]
+        if pairs:
+            values = sorted(v for v, _ in pairs)
+            out[key] = {"field": field, "threshold": th, "limit": pairs[0][1], "runs": len(values),
+                        "worst": values[0] if side == "min" else values[-1], "median": values[len(values) // 2]}
+    return out
 
 
 def main() -> None:
