@@ -327,6 +327,9 @@ class FunctionPipeline(Pipeline):
             return super().make_network()
         return _TensorView(self._factory())
 
+    def state_modules(self) -> tuple[nn.Module, ...]:
+        return self._seam.modules  # the user's own modules (sampled and online), not diffcheck's views
+
     def weights_info(self) -> WeightsInfo:
         ema = self._online is not self._net
         return WeightsInfo(online=_TensorView(self._online) if ema else None, ema_decay=self._ema_decay if ema else None,

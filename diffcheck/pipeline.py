@@ -155,6 +155,13 @@ class Pipeline(abc.ABC):
         """Optional: what the pipeline knows of its weights (online/EMA, decay, steps, load report)."""
         return WeightsInfo()
 
+    def state_modules(self) -> tuple[nn.Module, ...]:
+        """The modules whose state the runner saves before each check and restores after it (the
+        train/eval mode of every submodule, ``requires_grad`` of every parameter), so that what a
+        check sees does not depend on what ran before it: the sampled network and the online one."""
+        online = self.weights_info().online
+        return tuple(dict.fromkeys(m for m in (self.network, online) if isinstance(m, nn.Module)))
+
     def provides(self, method: str) -> bool:
         """Whether the optional ``method`` (``training_loss_at``, ``denoise``) is available: by default,
         whether the class overrides it; a pipeline built from functions says what it was given."""

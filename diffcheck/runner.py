@@ -123,14 +123,34 @@ def run_checks(
 def _run_all(order: list[type[Check]], ctx: Context, overrides: Mapping[str, Mapping[str, float]],
              results: dict[str, Result], outdir: Path | None, progress: Progress | None) -> bool:
     """Run ``order`` into ``results``; True if Ctrl-C stopped it (the check running then has no result)."""
+    restore = _state_saver(ctx.get("pipeline"))
     try:
         for i, cls in enumerate(order):
             if progress is not None:
                 progress(cls.id, i, len(order))
-            results[cls.id] = run_one(cls, ctx, overrides.get(cls.id, {}), results, outdir)
+            try:
+                results[cls.id] = run_one(cls, ctx, overrides.get(cls.id, {}), results, outdir)
+            finally:
+                restore()
     except KeyboardInterrupt:
         return True
     return False
+
+
+def _state_saver(pipeline: Pipeline) -> Callable[[], None]:
+    """Save the state of ``pipeline``'s modules as the user handed them over, and return what puts it
+    back: run after every check, so that a fixture or check that calls ``train()``, ``eval()`` or
+    ``requires_grad_`` (a probe, an oracle run) changes nothing the next one sees."""
+    modules = {id(m): m for root in pipeline.state_modules() for m in root.modules()}
+    modes = [(m, m.training) for m in modules.values()]
+    grads = [(p, p.requires_grad) for m in modules.values() for p in m.parameters(recurse=False)]
+
+    def restore() -> None:
+        for m, training in modes:
+            m.training = training
+        for p, flag in grads:
+            p.requires_grad_(flag)
+    return restore
 
 
 def _skipped(cls: type[Check], reason: str, seed: int) -> Result:

@@ -54,8 +54,48 @@ class Threshold(Check):
         return Verdict(status, f"seed {o['seed']} vs {th['max_seed']:g}")
 
 
+class LeavesTrainMode(Check):
+    """Puts the network in train mode and freezes a weight, as a careless probe would"""
+
+    id = "TST004"
+
+    def measure(self, pipeline):
+        pipeline.network.train()
+        next(pipeline.network.parameters()).requires_grad_(False)
+        return {}
+
+    def judge(self, observed, thresholds):
+        return Verdict(Status.PASS, "changed the network's state")
+
+
+class SeesMode(Check):
+    """Records the network's state when it runs"""
+
+    id = "TST005"
+    uses = frozenset({"TST004"})  # runs after TST004
+
+    def measure(self, pipeline):
+        net = pipeline.network
+        return {"training": any(m.training for m in net.modules()),
+                "frozen": sum(not p.requires_grad for p in net.parameters())}
+
+    def judge(self, observed, thresholds):
+        return Verdict(Status.PASS, "recorded")
+
+
 def checks():
-    return [Boom, NeedsBoom, Threshold, *load_registry(plugins=False).checks]
+    return [Boom, NeedsBoom, Threshold, LeavesTrainMode, SeesMode, *load_registry(plugins=False).checks]
+
+
+def test_the_runner_restores_the_networks_state_after_each_check(healthy):
+    """What a check sees does not depend on what ran before it (SMP005 judges the mode the sampler
+    leaves the network in): train/eval mode and requires_grad come back after every check."""
+    net = healthy.network
+    before = ([m.training for m in net.modules()], [p.requires_grad for p in net.parameters()])
+    report = diffcheck.run_checks(healthy, checks=checks(), select=["TST004", "TST005", "SMP005"])
+    assert report["TST005"].observed == {"training": any(before[0]), "frozen": sum(not g for g in before[1])}
+    assert report["SMP005"].status is Status.PASS
+    assert ([m.training for m in net.modules()], [p.requires_grad for p in net.parameters()]) == before
 
 
 def test_a_raising_check_is_an_error_and_the_run_goes_on(healthy):

@@ -138,12 +138,13 @@ class _SamplesInTrainMode(ReferencePipeline):
 def test_SMP005_judges_the_effect_of_training_mode_not_the_flag(healthy, tiny_data):
     pipe = _SamplesInTrainMode.from_checkpoint(HEALTHY_CKPT)
     assert all(m.p == 0 for m in pipe.network.modules() if isinstance(m, torch.nn.Dropout))
+    handed_over = pipe.network.training
     result = diffcheck.run_checks(pipe, data=tiny_data, select=["SMP005"])["SMP005"]
     assert result.observed["training_mode"] is True
     assert result.status is Status.PASS, result.message()
     assert result.observed["repeat_change"] == 0.0 and result.observed["eval_change"] < 1e-6
     assert result.summary.startswith("the network samples in training mode, but nothing in it depends on the mode")
-    assert pipe.network.training  # the probe restored the mode the sampler set
+    assert pipe.network.training is handed_over  # the sampler set train(); the run put back the user's mode
 
 
 def test_SMP005_fails_on_dropout_left_in_training_mode():
