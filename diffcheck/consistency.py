@@ -219,12 +219,12 @@ class SaturationTally:
 def learned_fit(pipeline: Pipeline, x0_probe: Probe, generator: torch.Generator) -> dict:
     """R^2 of the network's output against the eps, x0 and v targets on noised probe spectra."""
     x0, sched, net = x0_probe.x0, pipeline.schedule, pipeline.network
-    ts = np.unique(np.round(np.linspace(0, sched.T - 1, FIT_GRID)).astype(np.int64))
+    ts = sched.timesteps(FIT_GRID)
     r2 = {k: [] for k in PARAMETERISATIONS}
     collinear = []
     net.eval()
     for step in ts:
-        a, s = float(sched.signal_scale()[step]), float(sched.noise_scale()[step])
+        a, s = sched.coefficients(step)
         eps = torch.randn(x0.shape, generator=generator, device=x0.device)
         t = torch.full((x0.shape[0],), int(step), dtype=torch.long, device=x0.device)
         with torch.no_grad():
@@ -278,7 +278,7 @@ def trajectory_marginals(pipeline: Pipeline, data, x0_probe: Probe, decoding: st
 def _marginal_row(pipeline: Pipeline, t, x: torch.Tensor, mu: torch.Tensor, var: torch.Tensor) -> dict:
     """Compare the samples' x_t at one step with q(x_t) = mixture of N(a x0_k, s^2) over the K spectra."""
     idx = int(timestep_index(torch.as_tensor([t]), pipeline.schedule.T)[0])
-    a, s = float(pipeline.schedule.signal_scale()[idx]), float(pipeline.schedule.noise_scale()[idx])
+    a, s = pipeline.schedule.coefficients(idx)
     exp_mean, exp_var = a * mu, a * a * var + s * s
     n = x.shape[0]
     mean_z = ((x.mean(0) - exp_mean) / (exp_var / n).sqrt()).pow(2).mean().sqrt()

@@ -346,8 +346,7 @@ class FunctionPipeline(Pipeline):
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         if self._q_fn is None:
-            a, s = self._schedule.scales_at(t.to(x0.device))
-            return (a * x0.double() + s * noise.double()).to(x0.dtype)
+            return self._schedule.q_sample(x0, t, noise)
         with self._seam.routed():
             return self._q_fn(x0, t, noise)
 

@@ -93,11 +93,6 @@ def has_loss_at(pipeline: Pipeline) -> bool:
     return pipeline.provides("training_loss_at")
 
 
-def grid(T: int, n: int = GRID) -> np.ndarray:
-    """``n`` timesteps evenly spread over 0..T-1."""
-    return np.unique(np.round(np.linspace(0, T - 1, n)).astype(np.int64))
-
-
 @torch.no_grad()
 def per_sample_loss(pipeline: Pipeline, network: nn.Module, x0: torch.Tensor, t: torch.Tensor,
                     noise: torch.Tensor, time_value: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +121,7 @@ def learned_target(pipeline: Pipeline, x0_probe: Probe, seed: int, lazy: Callabl
         return lazy("decoding")
     x0 = x0_probe.x0
     gen = torch.Generator(device=x0.device).manual_seed(seed)
-    ts = torch.as_tensor(grid(pipeline.schedule.T, x0.shape[0]), device=x0.device)
+    ts = torch.as_tensor(pipeline.schedule.timesteps(x0.shape[0]), device=x0.device)
     t = ts[torch.arange(x0.shape[0], device=x0.device) % ts.numel()]
     noise = torch.randn(x0.shape, generator=gen, device=x0.device)
     losses = {}
@@ -156,7 +151,7 @@ def time_probe(pipeline: Pipeline, x0_probe: Probe, learned_target: str, generat
     """
     x0, T, net = x0_probe.x0, pipeline.schedule.T, pipeline.network
     net.eval()
-    ts = torch.as_tensor(grid(T), device=x0.device)
+    ts = torch.as_tensor(pipeline.schedule.timesteps(GRID), device=x0.device)
     g, k = ts.numel(), min(MATRIX_SPECTRA, x0.shape[0])
     noise = torch.randn((g, *x0.shape), generator=generator, device=x0.device)
     values = pipeline.model_time(ts)

@@ -57,10 +57,6 @@ def synthetic_spectra(pipeline: Pipeline, n: int, seed: int) -> tuple[torch.Tens
     return x[:, None, :].expand(-1, channels, -1).contiguous(), spectra.wave
 
 
-def _timesteps(T: int, n: int) -> np.ndarray:
-    return np.unique(np.round(np.linspace(0, T - 1, n)).astype(np.int64))
-
-
 @torch.no_grad()
 def _moments_at(pipeline: Pipeline, x0: torch.Tensor, step: int, n: int, gen: torch.Generator):
     """Per-pixel mean and variance of x_t over ``n`` noise draws for fixed ``x0``."""
@@ -77,7 +73,7 @@ def forward_moments(pipeline: Pipeline, x0_probe: Probe, generator: torch.Genera
     """Fit x_t's per-pixel mean ~ a_t * x0 and its std ~ s_t on a grid of t, from the pipeline's q_sample."""
     sched, x0 = pipeline.schedule, x0_probe.x0
     x0d, n = x0.double(), MOMENT_DRAWS
-    ts = _timesteps(sched.T, MOMENT_GRID)
+    ts = sched.timesteps(MOMENT_GRID)
     rows = []
     for step in ts:
         mean, var, xt = _moments_at(pipeline, x0, int(step), n, generator)

@@ -79,6 +79,39 @@ class Schedule:
         a = torch.as_tensor(self.signal_scale(), device=t.device)[t].view(-1, 1, 1)
         return a, torch.as_tensor(self.noise_scale(), device=t.device)[t].view(-1, 1, 1)
 
+    def coefficients(self, step: int) -> tuple[float, float]:
+        """(signal_scale, noise_scale) at one integer timestep, as floats."""
+        return float(self.signal_scale()[step]), float(self.noise_scale()[step])
+
+    def q_sample(self, x0: "torch.Tensor", t: "torch.Tensor", noise: "torch.Tensor") -> "torch.Tensor":
+        """The closed-form forward process x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps
+        (Ho et al. 2020, eq. 4) at integer timesteps ``t`` [B], computed in float64, returned in x0's dtype."""
+        a, s = self.scales_at(t.to(x0.device))
+        return (a * x0.double() + s * noise.double()).to(x0.dtype)
+
+    def alpha_bar_prev(self) -> np.ndarray:
+        """alpha_bar_{t-1}, with alpha_bar_{-1} = 1 (nothing noised before the first step)."""
+        return np.concatenate([[1.0], self.alpha_bar[:-1]])
+
+    def posterior(self) -> dict[str, np.ndarray]:
+        """The posterior q(x_{t-1} | x_t, x_0) = N(c0 x_0 + ct x_t, var) of Ho et al. 2020, eq. 7:
+        ``var`` (beta-tilde), ``c0`` and ``ct`` for every t."""
+        ab, ab_prev, b = self.alpha_bar, self.alpha_bar_prev(), self.betas
+        return {"var": b * (1.0 - ab_prev) / (1.0 - ab), "c0": b * np.sqrt(ab_prev) / (1.0 - ab),
+                "ct": (1.0 - ab_prev) * np.sqrt(1.0 - b) / (1.0 - ab)}
+
+    def ddim_step(self, step: int, prev: int, eta: float) -> tuple[float, float, float]:
+        """DDIM's x_prev = c_x0 x0_hat + c_eps eps_hat + sigma z from ``step`` to ``prev`` (-1: to x_0)
+        (Song et al. 2021, eq. 12, sigma = eta times the posterior std of eq. 16): (c_x0, c_eps, sigma)."""
+        ab = self.alpha_bar
+        ab_t, ab_prev = ab[step], (ab[prev] if prev >= 0 else 1.0)
+        sigma = eta * np.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)) if eta > 0 else 0.0
+        return float(np.sqrt(ab_prev)), float(np.sqrt(max(1 - ab_prev - sigma**2, 0.0))), float(sigma)
+
+    def timesteps(self, n: int) -> np.ndarray:
+        """``n`` timesteps evenly spread over 0..T-1 ("linspace" spacing), ascending, without repeats."""
+        return np.unique(np.round(np.linspace(0, self.T - 1, n)).astype(np.int64))
+
     def grid(self, fractions: "list[float] | tuple[float, ...]") -> list[int]:
         """Timesteps at the given fractions of the range, e.g. (0, .1, .3, .6, 1) -> 0,100,300,600,999."""
         return sorted({min(self.T - 1, max(0, round(f * self.T))) for f in fractions})

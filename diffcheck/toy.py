@@ -103,7 +103,7 @@ def _evaluate(pipeline: Pipeline, net: torch.nn.Module, x0: torch.Tensor, mean: 
     recorder = _Recorder(net)
     with pipeline.network_replaced(recorder):
         x0_hat = pipeline.denoise(x_t, t)
-    a, s = float(pipeline.schedule.signal_scale()[step]), float(pipeline.schedule.noise_scale()[step])
+    a, s = pipeline.schedule.coefficients(step)
     decoded = {kind: _rms(to_x0_eps(kind, recorder.out.double(), x_t.double(), a, s)[0], x0)
                for kind in PARAMETERISATIONS} if recorder.out is not None else {}
     return {"t": step, "alpha_bar": a * a, "toy": _rms(x0_hat, x0), "noisy": _rms(x_t / a, x0),

@@ -84,16 +84,11 @@ class GaussianDiffusion:
 
     def _table(self, name: str) -> np.ndarray:
         s = self.schedule
-        ab_prev = np.concatenate([[1.0], s.alpha_bar[:-1]])
-        tables = {
-            "a": np.sqrt(s.alpha_bar),
-            "s": np.sqrt(1.0 - s.alpha_bar),
-            # Posterior q(x_{t-1} | x_t, x_0), Ho et al. 2020 eq. 7.
-            "post_var": s.betas * (1.0 - ab_prev) / (1.0 - s.alpha_bar),
-            "post_c0": s.betas * np.sqrt(ab_prev) / (1.0 - s.alpha_bar),
-            "post_ct": (1.0 - ab_prev) * np.sqrt(1.0 - s.betas) / (1.0 - s.alpha_bar),
-        }
-        return tables[name]
+        if name == "a":
+            return s.signal_scale()
+        if name == "s":
+            return s.noise_scale()
+        return s.posterior()[name.removeprefix("post_")]  # q(x_{t-1} | x_t, x_0), Ho et al. 2020 eq. 7
 
     # -- forward process and loss -------------------------------------------------------
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -156,21 +151,17 @@ class GaussianDiffusion:
 
     def ddim_timesteps(self) -> list[int]:
         """Evenly spaced timesteps from T-1 down to 0 ("linspace" spacing)."""
-        n = self.config.sample_steps or self.schedule.T
-        return [int(v) for v in np.unique(np.round(np.linspace(0, self.schedule.T - 1, n)))[::-1]]
+        return [int(v) for v in self.schedule.timesteps(self.config.sample_steps or self.schedule.T)[::-1]]
 
     def _ddim_loop(self, x: torch.Tensor, gen: torch.Generator | None, cb: StepCallback | None) -> torch.Tensor:
         """Song et al. 2021 (DDIM), eq. 12, with sigma_t = eta * sqrt posterior std (eq. 16)."""
-        ab = self.schedule.alpha_bar
         steps = self.ddim_timesteps()
         for i, step in enumerate(steps):
             prev = steps[i + 1] if i + 1 < len(steps) else -1
             t = torch.full((x.shape[0],), step, device=x.device, dtype=torch.long)
             x0_hat, eps_hat, out = self.predict(x, t)
-            ab_t, ab_prev = ab[step], (ab[prev] if prev >= 0 else 1.0)
-            eta = self.config.ddim_eta
-            sigma = eta * np.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)) if eta > 0 else 0.0
-            x_next = np.sqrt(ab_prev) * x0_hat + np.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps_hat
+            c_x0, c_eps, sigma = self.schedule.ddim_step(step, prev, self.config.ddim_eta)
+            x_next = c_x0 * x0_hat + c_eps * eps_hat
             if sigma > 0:
                 x_next = x_next + sigma * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
             if cb is not None:
