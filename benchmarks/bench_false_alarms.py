@@ -145,10 +145,12 @@ def _statistics(results) -> dict[str, float]:
 
 
 def margins(rows: list[dict], name: str) -> dict[str, dict]:
-    """Per statistic: the worst value over ``name``'s runs against its threshold."""
+    """Per statistic: the worst value over ``name``'s runs against its threshold, over the runs that
+    judged it (a SKIP may still report the statistic it found too weak to judge)."""
     out = {}
     for key, (field, th, side) in STATISTICS.items():
-        pairs = [r["statistics"][key] for r in rows if r["name"] == name and key in r.get("statistics", {})]
+        pairs = [r["statistics"][key] for r in rows if r["name"] == name and key in r.get("statistics", {})
+                 and r["statuses"].get(key.split()[0]) != Status.SKIP.value]
         if pairs:
             values = sorted(v for v, _ in pairs)
             out[key] = {"field": field, "threshold": th, "limit": pairs[0][1], "runs": len(values),

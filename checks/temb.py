@@ -197,7 +197,13 @@ class TEMB004(Check):
     trained_only = True
     # A row identifies its t when the loss with the true t is within max_excess_loss of the row's
     # lowest: near T the rows of a healthy network are nearly flat and their argmin is noise.
-    thresholds = _th({"min_diagonal_share": 0.75, "max_excess_loss": 0.1, "min_row_spread": FLAT_SPREAD})
+    # Below min_diagonal_share, where the rows miss the true t tells a bug from a weak network: a
+    # schedule or T that differs from training, or t off by some steps, shifts every row's best t the
+    # same way (the zoo's t + 273: a median offset of 3 grid cells); an under-trained network misses
+    # on both sides of the diagonal (the reference at 300 of 3000 steps: 75 % of 12 rows, median
+    # offset 0). A median offset under max_offset_cells grid cells is a QUALITY finding.
+    thresholds = _th({"min_diagonal_share": 0.75, "max_excess_loss": 0.1, "min_row_spread": FLAT_SPREAD,
+                      "max_offset_cells": 1.0})
     threshold_bounds = _th({"min_diagonal_share": (0.0, 1.0)})
 
     def measure(self, time_probe: dict) -> dict[str, Any]:
@@ -205,6 +211,7 @@ class TEMB004(Check):
         best, low = m.argmin(1), np.maximum(m.min(1), 1e-300)
         return {"t": ts.tolist(), "best_t": [int(ts[j]) for j in best], "excess_loss": (np.diag(m) / low - 1).tolist(),
                 "median_offset_steps": float(np.median(ts[best] - ts)), "distinct_best": int(np.unique(best).size),
+                "median_offset_cells": float(np.median(ts[best] - ts)) / max((ts[-1] - ts[0]) / max(len(ts) - 1, 1), 1),
                 "median_row_spread": float(np.median(m.max(1) / low)), "rows": len(ts), "_matrix": m,
                 "kind": time_probe["kind"]}
 
@@ -225,9 +232,17 @@ class TEMB004(Check):
             return Verdict(Status.FAIL, f"the network does not identify the noise level: the loss varies only "
                            f"{o['median_row_spread']:.3f}x across the t it is given (median over rows; vs >= "
                            f"{th['min_row_spread']:g}x), so t is ignored", ev, causes, observed=d)
+        if abs(o["median_offset_cells"]) < th["max_offset_cells"]:
+            return Verdict(Status.QUALITY, f"the network has learned the noise level only roughly, not a bug: it "
+                           f"identifies it at {share:.0%} of {o['rows']} timesteps (a trained network >= "
+                           f"{th['min_diagonal_share']:.0%}), missing on both sides of the true t (median offset "
+                           f"{o['median_offset_cells']:.2g} grid cells, a shifted diagonal >= {th['max_offset_cells']:g})",
+                           ev, ("the network is under-trained (few steps, or an EMA still close to its initial "
+                                "weights: see WGT004)", "a small network for the data"), observed=d)
         return Verdict(Status.FAIL, f"the network identifies the noise level at only {share:.0%} of {o['rows']} "
-                       f"timesteps (vs >= {th['min_diagonal_share']:.0%}); median offset {o['median_offset_steps']:g} "
-                       "steps from the diagonal", ev, causes, observed=d)
+                       f"timesteps (vs >= {th['min_diagonal_share']:.0%}), every row shifted the same way: median "
+                       f"offset {o['median_offset_steps']:g} steps ({o['median_offset_cells']:.2g} grid cells, vs < "
+                       f"{th['max_offset_cells']:g}) from the diagonal", ev, causes[1:], observed=d)
 
     def plot(self, o: Mapping[str, Any], outdir: Path) -> list[Path]:
         from ._temb_plots import plot_matrix

@@ -8,7 +8,8 @@ import pytest
 
 import diffcheck
 from diffcheck import Status
-from tests.conftest import report_for
+from diffcheck.loading import load_pipeline
+from tests.conftest import FIXTURES, report_for
 
 NUM = r"-?[\d.]+(?:e[+-]?\d+)?"
 TEMB = ["TEMB001", "TEMB002", "TEMB003", "TEMB004", "TEMB005"]
@@ -93,7 +94,23 @@ def test_TEMB004_reports_a_shifted_diagonal(healthy, tiny_data):
         healthy.model_time = original
     assert result.status is Status.FAIL
     assert result.observed["median_offset_steps"] < -150, result.observed
-    assert "median offset" in result.summary
+    assert "every row shifted the same way: median offset" in result.summary
+    assert result.observed["median_offset_cells"] <= -1
+
+
+def test_TEMB004_calls_misses_on_both_sides_of_the_diagonal_a_quality_finding(tiny_data):
+    """The under-trained reference twin (300 of 3000 steps) identifies t at 75-83 % of the rows, the
+    misses scattered around the true t. Asked for more than it reaches (a user's 0.99 gate), it is a
+    QUALITY finding with its numbers, not a bug; the shifted diagonal above stays a FAIL."""
+    pipe = load_pipeline(FIXTURES / "checkpoints/degraded_tiny.pt", device="cpu")
+    result = diffcheck.run_checks(pipe, data=tiny_data, select=["TEMB004"],
+                                  thresholds={"TEMB004": {"min_diagonal_share": 0.99}})["TEMB004"]
+    share = sum(v <= 0.1 for v in result.observed["excess_loss"]) / result.observed["rows"]
+    assert result.status is Status.QUALITY, result.message()
+    assert result.observed["diagonal_share"] == share < 0.99
+    assert abs(result.observed["median_offset_cells"]) < 1
+    assert result.summary.startswith(f"the network has learned the noise level only roughly, not a bug: it "
+                                     f"identifies it at {share:.0%} of {result.observed['rows']} timesteps")
 
 
 def test_TEMB_figures_are_written(healthy, tiny_data, tmp_path):
