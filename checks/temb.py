@@ -209,9 +209,11 @@ class TEMB004(Check):
     def measure(self, time_probe: dict) -> dict[str, Any]:
         m, ts = np.asarray(_t_sensitive_target(time_probe)["matrix"]), time_probe["t"]
         best, low = m.argmin(1), np.maximum(m.min(1), 1e-300)
+        offset = float(np.median(ts[best] - ts))
+        cell = max((ts[-1] - ts[0]) / max(len(ts) - 1, 1), 1)  # the grid's spacing in steps
         return {"t": ts.tolist(), "best_t": [int(ts[j]) for j in best], "excess_loss": (np.diag(m) / low - 1).tolist(),
-                "median_offset_steps": float(np.median(ts[best] - ts)), "distinct_best": int(np.unique(best).size),
-                "median_offset_cells": float(np.median(ts[best] - ts)) / max((ts[-1] - ts[0]) / max(len(ts) - 1, 1), 1),
+                "median_offset_steps": offset, "distinct_best": int(np.unique(best).size),
+                "median_offset_cells": offset / cell,
                 "median_row_spread": float(np.median(m.max(1) / low)), "rows": len(ts), "_matrix": m,
                 "kind": time_probe["kind"]}
 

@@ -199,8 +199,8 @@ _SCHEDULE_TENSORS = {
     "betas": lambda s: s.betas, "alphas": lambda s: 1.0 - s.betas,
     "alphas_cumprod": lambda s: s.alpha_bar, "alpha_bar": lambda s: s.alpha_bar, "alphas_bar": lambda s: s.alpha_bar,
     "alphas_cumprod_prev": lambda s: s.alpha_bar_prev(),
-    "sqrt_alphas_cumprod": lambda s: np.sqrt(s.alpha_bar),
-    "sqrt_one_minus_alphas_cumprod": lambda s: np.sqrt(1.0 - s.alpha_bar),
+    "sqrt_alphas_cumprod": lambda s: s.signal_scale(),
+    "sqrt_one_minus_alphas_cumprod": lambda s: s.noise_scale(),
     "sqrt_recip_alphas_cumprod": lambda s: np.sqrt(1.0 / s.alpha_bar),
     "sqrt_recipm1_alphas_cumprod": lambda s: np.sqrt(1.0 / s.alpha_bar - 1.0),
 }
