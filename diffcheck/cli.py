@@ -6,7 +6,6 @@ error, 3 a check errored.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import sys
 from pathlib import Path
@@ -77,30 +76,22 @@ def _fail_interrupted(console: Console) -> None:
 _CKPT_HELP = "Checkpoint file (diffcheck's format, or any with --pipeline)."
 
 
-def _execute(checkpoint: Optional[Path], *, preflight: bool, trust_checkpoint: bool,
-             json_path: Optional[Path], config: Optional[Path],
-             select: Optional[List[str]], ignore: Optional[List[str]], threshold: Optional[List[str]],
-             **flags) -> None:
-    """Run with ``[tool.diffcheck]`` from pyproject.toml overridden by the flags (None = not given)."""
+def _execute(checkpoint: Optional[Path], *, config: Optional[Path], select: Optional[List[str]],
+             ignore: Optional[List[str]], threshold: Optional[List[str]], **flags) -> None:
+    """One :func:`diffcheck.run` with ``[tool.diffcheck]`` from pyproject.toml overridden by the flags
+    (None = not given), then the report on the terminal."""
+    from .api import WriteError, run
     from .config import load_config
-    from .gate import run_gate
-    from .loading import trusted_checkpoints
-    from .outputs import claim, validate_output_paths
     from .render import LogProgress
     from .runner import RunInterrupted, parse_threshold_overrides
 
     out, err = Console(), Console(stderr=True)
-    held = contextlib.ExitStack()  # the report dir, locked from before loading until the outputs are written
     try:
         options = load_config(config).with_flags(select=_split(select), ignore=_split(ignore),
                                                  threshold=parse_threshold_overrides(_split(threshold)), **flags)
-        validate_output_paths(options.report_dir, json_path, options.junit)
-        held.enter_context(claim(options.report_dir))
-        with trusted_checkpoints(trust_checkpoint), Progress(
-                TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True,
-                disable=not err.is_terminal) as bar:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
+                      transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("loading", total=None)
-
             current = ["loading"]
             log = None if err.is_terminal else LogProgress(err)  # a CI log: plain lines instead of the bar
 
@@ -116,25 +107,33 @@ def _execute(checkpoint: Optional[Path], *, preflight: bool, trust_checkpoint: b
                     log.status(f"{current[0]}: {text}")
 
             try:
-                report = run_gate(checkpoint, options, progress=progress, preflight=preflight, status=status)
-            except RunInterrupted as exc:  # Ctrl-C during the checks: the finished ones are reported
+                report = run(checkpoint, options, progress=progress, status=status)
+            except RunInterrupted as exc:  # Ctrl-C during the checks: the finished ones were written
                 report = exc.report
-        _finish(report, out, err, options, json_path)
+            except WriteError as exc:  # shown before the one-line error: nothing is lost
+                _show(exc.report, out, err, options)
+                raise
+        _show(report, out, err, options)
     except InputError as exc:
         _fail_input(err, exc)
     except KeyboardInterrupt:
         _fail_interrupted(err)
-    finally:
-        held.close()
     raise typer.Exit(int(report.exit_code))
 
 
-def _finish(report, out: Console, err: Console, options, json_path: Optional[Path]) -> None:
-    """Render the report, write every output, then the stderr lines: broken plugins, an interruption."""
-    from .render import render_report
+def _show(report, out: Console, err: Console, options) -> None:
+    """The report on the terminal, the baseline lines and where the files are; then the stderr lines:
+    broken plugins, an interruption."""
+    from .render import footer, render_report
 
     render_report(report, out)
-    _write_outputs(report, out, options, json_path)
+    if report.baseline is not None:
+        out.print("\n".join(escape(plain(line)) for line in report.baseline.lines()), highlight=False,
+                  soft_wrap=True)
+    if options.junit is not None:
+        out.print(f"[dim]junit: {escape(str(options.junit))}[/]")
+    if options.report_dir is not None:
+        out.print(f"[dim]{escape(footer(report, options.report_dir))}[/]", highlight=False, soft_wrap=True)
     for r in report.results:
         if "load_error" in r.observed:
             err.print(f"[bold magenta]warning:[/] {escape(plain(r.summary))}; --ignore {r.id} silences this",
@@ -143,26 +142,6 @@ def _finish(report, out: Console, err: Console, options, json_path: Optional[Pat
         total = len(report.results) + len(report.not_run)
         err.print(f"[bold red]interrupted[/] after {len(report.results)} of {total} checks; partial report: "
                   f"{escape(str(options.report_dir / 'report.json'))}", highlight=False, soft_wrap=True)
-
-
-def _write_outputs(report, out: Console, options, json_path: Optional[Path]) -> None:
-    """The baseline lines, then report.json, report.html, --json and --junit (each atomically)."""
-    from .outputs import write_outputs
-
-    if report.baseline is not None:
-        out.print("\n".join(escape(plain(line)) for line in report.baseline.lines()), highlight=False,
-                  soft_wrap=True)
-    try:
-        write_outputs(report, options.report_dir, json_path, options.junit)
-    except OSError as exc:
-        where = exc.filename or options.report_dir
-        raise InputError(f"cannot write {where}: {exc.strerror or exc}; free space or pass another --report-dir") \
-            from None
-    if options.junit is not None:
-        out.print(f"[dim]junit: {escape(str(options.junit))}[/]")
-    from .render import footer
-
-    out.print(f"[dim]{escape(footer(report, options.report_dir))}[/]", highlight=False, soft_wrap=True)
 
 
 _DATA = typer.Option(None, "--data", help="HDF5 spectra file to probe with (held-out split).")
@@ -202,9 +181,9 @@ def run(
     min_samples: Optional[int] = _MIN_SAMPLES, max_samples: Optional[int] = _MAX_SAMPLES,
 ) -> None:
     """Run the checks against CHECKPOINT and print a pass/fail report (options also from \\[tool.diffcheck])."""
-    _execute(checkpoint, preflight=False, trust_checkpoint=trust_checkpoint,
+    _execute(checkpoint, mode="run", trust_checkpoint=trust_checkpoint or None,
              data=data, dataset=dataset, pipeline=pipeline, device=device,
-             seed=seed, select=select, ignore=ignore, threshold=threshold, json_path=json_path,
+             seed=seed, select=select, ignore=ignore, threshold=threshold, json=json_path,
              report_dir=report_dir, config=config, junit=junit, strict=strict, baseline=baseline,
              rtol=baseline_rtol, atol=baseline_atol, min_samples=min_samples, max_samples=max_samples)
 
@@ -220,9 +199,9 @@ def preflight(
     config: Optional[Path] = _CONFIG, junit: Optional[Path] = _JUNIT, strict: Optional[bool] = _STRICT,
 ) -> None:
     """Check the pipeline's code before training: every check that needs no trained network."""
-    _execute(checkpoint, preflight=True, trust_checkpoint=trust_checkpoint,
+    _execute(checkpoint, mode="preflight", trust_checkpoint=trust_checkpoint or None,
              data=data, dataset=dataset, pipeline=pipeline, device=device,
-             seed=seed, select=select, ignore=ignore, threshold=threshold, json_path=json_path,
+             seed=seed, select=select, ignore=ignore, threshold=threshold, json=json_path,
              report_dir=report_dir, config=config, junit=junit, strict=strict)
 
 

@@ -35,9 +35,11 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import InputError
 
-__all__ = ["GateOptions", "Tolerance", "find_pyproject", "load_config", "parse_config", "SECTION"]
+__all__ = ["Options", "Tolerance", "find_pyproject", "load_config", "parse_config", "SECTION"]
 
 SECTION = "[tool.diffcheck]"
+#: What a run can be (Options.mode).
+MODES = ("run", "preflight")
 #: The reason shown for a check ignored on the command line.
 CLI_IGNORE_REASON = "--ignore on the command line"
 
@@ -54,8 +56,10 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
-class GateOptions:
-    """Everything one ``diffcheck run`` needs besides the checkpoint: config file, then flags."""
+class Options:
+    """Everything one run needs besides its target, in one object: :func:`diffcheck.run` takes it,
+    and the command line, the pytest plugin and :mod:`diffcheck.testing` build it (the file's
+    ``[tool.diffcheck]``, then flags). Every default of a run lives here."""
 
     data: Path | None = None
     dataset: str = "flux"
@@ -67,7 +71,10 @@ class GateOptions:
     ignore: Mapping[str, str] = field(default_factory=dict)
     thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     strict: bool = False
-    report_dir: Path = Path("diffcheck-report")
+    #: Where report.json, report.html and the figures go; None: the run writes no file.
+    report_dir: Path | None = Path("diffcheck-report")
+    #: Extra copies of the report in a named format (diffcheck.formats): ``--json``, ``--junit``.
+    json: Path | None = None
     junit: Path | None = None
     baseline: Path | None = None
     tolerance: Tolerance = Tolerance()
@@ -75,8 +82,25 @@ class GateOptions:
     #: (None: diffcheck.samples.DEFAULT_SETTINGS).
     min_samples: int | None = None
     max_samples: int | None = None
+    #: ``run``: every check; ``preflight``: the checks that need no trained network (``diffcheck preflight``).
+    mode: str = "run"
+    #: Load checkpoints that need arbitrary unpickling (``--trust-checkpoint``: runs code the file names).
+    #: Only a flag sets it, never the config file.
+    trust_checkpoint: bool = False
     #: Where the configuration came from (shown in the report's meta), or None.
     source: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+
+    def outputs(self) -> list[tuple[str, Path]]:
+        """(format, path) of every file the run writes (diffcheck.formats): report.json and report.html
+        in the report directory, then ``--json`` and ``--junit``; none without a report directory."""
+        if self.report_dir is None:
+            return []
+        named = [("json", self.report_dir / "report.json"), ("html", self.report_dir / "report.html")]
+        return named + [(fmt, path) for fmt, path in (("json", self.json), ("junit", self.junit)) if path is not None]
 
     @property
     def settings(self) -> dict[str, int]:
@@ -84,7 +108,7 @@ class GateOptions:
         return {k: v for k, v in (("min_samples", self.min_samples), ("max_samples", self.max_samples))
                 if v is not None}
 
-    def with_flags(self, **flags: Any) -> "GateOptions":
+    def with_flags(self, **flags: Any) -> "Options":
         """These options overridden by command-line flags; a flag left as None keeps the file's value.
 
         Each flag's value is validated as the same key in ``[tool.diffcheck]`` is: InputError
@@ -125,24 +149,24 @@ def find_pyproject(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def load_config(path: str | os.PathLike | None = None) -> GateOptions:
+def load_config(path: str | os.PathLike | None = None) -> Options:
     """Options from ``path`` (a pyproject.toml), else the nearest one; defaults without ``[tool.diffcheck]``."""
     if path is not None and not Path(path).is_file():
         raise InputError(f"config file not found: {path}")
     found = Path(path) if path is not None else find_pyproject()
     if found is None:
-        return GateOptions()
+        return Options()
     try:
         document = tomllib.loads(found.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{found}: not valid TOML ({exc})") from None
     table = document.get("tool", {}).get("diffcheck")
     if table is None:
-        return GateOptions()
+        return Options()
     return parse_config(table, root=found.parent, source=found)
 
 
-def parse_config(table: Mapping[str, Any], *, root: Path, source: Path | None = None) -> GateOptions:
+def parse_config(table: Mapping[str, Any], *, root: Path, source: Path | None = None) -> Options:
     """Validate a ``[tool.diffcheck]`` table; relative paths are taken from ``root``."""
     where = f"{source}: " if source is not None else ""
     if not isinstance(table, Mapping):
@@ -156,7 +180,7 @@ def parse_config(table: Mapping[str, Any], *, root: Path, source: Path | None = 
             values.update(_KEYS[key](value, root))
         except InputError as exc:
             raise InputError(f"{where}{SECTION} {key}: {exc}") from None
-    return GateOptions(**values)
+    return Options(**values)
 
 
 def _string(value: Any) -> str:
@@ -324,7 +348,7 @@ def check_thresholds(checks: Iterable[Any], overrides: Mapping[str, Mapping[str,
                                  f"its default is {by_id[cid].thresholds[name]:g}")
 
 
-def check_options(options: GateOptions, checks: Iterable[Any], broken: Iterable[tuple[str, str]] = ()) -> None:
+def check_options(options: Options, checks: Iterable[Any], broken: Iterable[tuple[str, str]] = ()) -> None:
     """Everything in ``options`` that can be judged before a checkpoint loads or a check runs.
 
     One InputError (exit code 2) naming the input: sample counts that contradict each other,

@@ -56,6 +56,7 @@ def loss_oracles(pipeline: Pipeline, x0_probe: Probe, seed: int) -> dict:
 
     Every oracle sees the same t and noise draws (same generator seed), so the losses compare.
     """
+    pipeline.require("training_loss")
     x0, out = x0_probe.x0, {"losses": {}, "time": {}}
     for kind in PARAMETERISATIONS:
         oracle = ExactOracle(x0, pipeline.schedule, kind).to(pipeline.device)

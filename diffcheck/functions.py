@@ -40,7 +40,7 @@ from torch import nn
 from .errors import InputError
 from .normalise import Normaliser
 from .oracles import _output_tensor, row_of, rows_done, timestep_index
-from .pipeline import Pipeline, StepCallback, WeightsInfo
+from .pipeline import CAPABILITIES, Pipeline, Step, StepCallback, WeightsInfo
 from .schedule import Schedule, make_schedule
 
 __all__ = ["FunctionPipeline", "from_functions", "read_schedule"]
@@ -318,13 +318,17 @@ class FunctionPipeline(Pipeline):
     def model_time(self, t: torch.Tensor) -> torch.Tensor:
         return self._model_time(t) if self._model_time is not None else t
 
-    def provides(self, method: str) -> bool:
-        given = {"training_loss_at": self._loss_at_fn, "denoise": self._denoise_fn}
-        return given[method] is not None if method in given else super().provides(method)
+    def unavailable(self, capability: str) -> str | None:
+        """What the user gave decides: a capability is there when its function was passed."""
+        given = {"training_loss": (self._loss_fn, "loss"), "training_loss_at": (self._loss_at_fn, "loss_at"),
+                 "denoise": (self._denoise_fn, "denoise"), "make_network": (self._factory, "make_network")}
+        if capability not in given:
+            return super().unavailable(capability)
+        fn, argument = given[capability]
+        return None if fn is not None else f"from_functions was given no {argument}= ({CAPABILITIES[capability]})"
 
     def make_network(self) -> nn.Module:
-        if self._factory is None:
-            return super().make_network()
+        self.require("make_network")
         return _TensorView(self._factory())
 
     def state_modules(self) -> tuple[nn.Module, ...]:
@@ -351,14 +355,12 @@ class FunctionPipeline(Pipeline):
             return self._q_fn(x0, t, noise)
 
     def training_loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if self._loss_fn is None:
-            raise NotImplementedError("from_functions was given no loss(x0)")
+        self.require("training_loss")
         with _seeded(generator, x0.device), self._seam.routed():
             return torch.as_tensor(self._loss_fn(x0))
 
     def training_loss_at(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        if self._loss_at_fn is None:
-            return super().training_loss_at(x0, t, noise)
+        self.require("training_loss_at")
         with self._seam.routed():
             out = torch.as_tensor(self._loss_at_fn(x0, t, noise))
             if out.dim() == 0 and x0.shape[0] > 1:  # a mean over the batch: one call per spectrum
@@ -382,8 +384,7 @@ class FunctionPipeline(Pipeline):
         return torch.stack(losses)
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if self._denoise_fn is None:
-            return super().denoise(x_t, t)
+        self.require("denoise")
         with self._seam.routed():
             return _output_tensor(self._denoise_fn(x_t, t))
 
@@ -400,7 +401,7 @@ class FunctionPipeline(Pipeline):
                 index = int(timestep_index(tt, T).flatten()[0])
             except ValueError:
                 index = float(tt.double().flatten()[0])
-            callback({"i": len(calls), "t": index, "t_network": tt, "x_t": x})
+            callback(Step(i=len(calls), t=index, x_t=x, t_network=tt))
             calls.append(1)
 
         self._seam.trace = trace

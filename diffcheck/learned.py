@@ -193,14 +193,14 @@ def loss_baselines(pipeline: Pipeline, data: Dataset | None, x0_probe: Probe, ti
 
 
 def fresh_network(pipeline: Pipeline, seed: int) -> nn.Module | None:
-    """``pipeline.make_network()`` under a seeded, forked RNG (no effect on global state); None if unsupported."""
+    """``pipeline.make_network()`` under a seeded, forked RNG (no effect on global state); None where the
+    pipeline declares it cannot (:meth:`Pipeline.unavailable`)."""
+    if not pipeline.provides("make_network"):
+        return None
     devices = [pipeline.device.index or 0] if pipeline.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        try:
-            return pipeline.make_network().to(pipeline.device)
-        except NotImplementedError:
-            return None
+        return pipeline.make_network().to(pipeline.device)
 
 
 def _flat(net: nn.Module) -> torch.Tensor:

@@ -10,7 +10,7 @@
   or the figures named in its report.json); files diffcheck did not write are never touched.
 - :func:`atomic_write` writes a file through a temporary file in the same folder and ``os.replace``,
   so a reader sees the old file or the new one, never a partial one.
-- :func:`write_outputs` writes report.json, report.html, ``--json`` and ``--junit`` and the manifest.
+- :func:`write_manifest` lists what a run wrote there (diffcheck.formats.write_report writes the files).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - Windows: the PID in the lock file alon
     fcntl = None
 
 __all__ = ["LOCK_NAME", "MANIFEST_NAME", "validate_output_paths", "claim", "clear_previous", "atomic_write",
-           "write_outputs"]
+           "write_manifest"]
 
 LOCK_NAME = ".diffcheck.lock"
 #: The files (relative to the report directory) the last run wrote there; the next run removes them.
@@ -239,25 +239,7 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     return path
 
 
-def write_outputs(report: "Report", report_dir: Path, json_path: Path | None = None,
-                  junit: Path | None = None) -> list[Path]:
-    """Write every output of one run, each atomically, then the manifest; the paths written."""
-    from .html import html_text
-    from .junit import junit_text
-
-    report_dir = Path(report_dir)
-    text = report.to_json_text()
-    written = [atomic_write(report_dir / "report.json", text),
-               atomic_write(report_dir / "report.html", html_text(report, report_dir))]
-    if json_path is not None:
-        written.append(atomic_write(json_path, text))
-    if junit is not None:
-        written.append(atomic_write(junit, junit_text(report)))
-    _write_manifest(report, report_dir, written)
-    return written
-
-
-def _write_manifest(report: "Report", report_dir: Path, written: Sequence[Path]) -> None:
+def write_manifest(report: "Report", report_dir: Path, written: Sequence[Path]) -> None:
     """List what this run wrote inside ``report_dir`` (outputs and figures) for the next run to remove."""
     root = report_dir.resolve()
     paths = [*written, *(Path(f) for r in report.results for f in r.figures), *map(Path, report.artifacts)]

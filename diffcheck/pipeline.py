@@ -6,13 +6,20 @@ sampler, its data normalisation, and a way to substitute the network that the lo
 sampler call (oracle checks replace it by an exact denoiser). Adapters for other libraries and
 a user's own DDPM implement the same class; no check changes when a new adapter arrives.
 
-Optional methods (the defaults say "not available", and the checks that need them SKIP with
-the reason): ``training_loss_at(x0, t, noise)``, the training loss per sample at given
-timesteps (TEMB, LOSS and TOY; without it TEMB and LOSS fall back to the sampler's decoded
-parameterisation as the target); ``denoise(x_t, t)``, the x0 the sampler decodes from the network
-at a timestep (TOY); ``weights_info()``, what is known of the weights: the online network next
-to an EMA one, the EMA decay, the steps trained, the strict-load report and any schedule buffers
-stored with the weights (WGT).
+Optional capabilities (:data:`CAPABILITIES`): ``training_loss`` (every pipeline has the method;
+diffusers' does not train, so its adapter declares it unavailable), ``training_loss_at(x0, t,
+noise)``, the training loss per sample at given timesteps (TEMB, LOSS and TOY; without it TEMB
+and LOSS fall back to the sampler's decoded parameterisation as the target), ``denoise(x_t, t)``,
+the x0 the sampler decodes from the network at a timestep (TOY), and ``make_network()``, a fresh
+network of the same architecture (TOY, WGT003). There is one way to say one is not available:
+:meth:`Pipeline.unavailable` returns the reason (by default: the class does not override the
+method), a check that needs it SKIPs with that reason (:meth:`Pipeline.require`), and so does a
+call of the method where it is not available.
+``weights_info()`` says what is known of the weights: the online network next to an EMA one,
+the EMA decay, the steps trained, the strict-load report and any schedule buffers stored with the
+weights (WGT); a field it leaves None is not known.
+
+The sampler reports each step to its ``callback`` as a :class:`Step`.
 """
 
 from __future__ import annotations
@@ -29,11 +36,57 @@ from torch import nn
 from .normalise import Normaliser
 from .schedule import Schedule
 
-__all__ = ["Pipeline", "StepCallback", "WeightsInfo"]
+__all__ = ["CAPABILITIES", "Pipeline", "Step", "StepCallback", "WeightsInfo"]
 
-#: Called by :meth:`Pipeline.sample` after each step with a dict holding at least
-#: ``i`` (step index), ``t`` (the timestep passed to the network) and ``x_t``.
-StepCallback = Callable[[dict[str, Any]], None]
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One network call of a sampler, as :meth:`Pipeline.sample` reports it to its callback.
+
+    Also readable as a mapping (``step["t"]``, ``step.get("x0_hat")``), as the dict records of
+    earlier versions were; a callback may be given either.
+    """
+
+    #: The step's index, 0 for the first network call.
+    i: int
+    #: The schedule index (0..T-1) of the step (a float where the sampler's time is not on the grid).
+    t: int | float
+    #: The sampler's state the network is called on.
+    x_t: torch.Tensor
+    #: The x0 the sampler decoded at this step, where it reports one.
+    x0_hat: torch.Tensor | None = None
+    #: The network's raw output, where reported.
+    out: torch.Tensor | None = None
+    #: The state after the step, where reported.
+    x_next: torch.Tensor | None = None
+    #: The time value the network was given, where it differs from ``t`` (e.g. ``t / T``).
+    t_network: Any = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _STEP_FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = getattr(self, key, None) if key in _STEP_FIELDS else None
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        return key in _STEP_FIELDS and getattr(self, str(key)) is not None
+
+
+_STEP_FIELDS = frozenset(("i", "t", "x_t", "x0_hat", "out", "x_next", "t_network"))
+
+#: Called by :meth:`Pipeline.sample` after each network call with its :class:`Step`.
+StepCallback = Callable[[Step], None]
+
+#: The optional capabilities of a pipeline, by method name, and what each one is.
+CAPABILITIES: Mapping[str, str] = {
+    "training_loss": "its own training loss (Pipeline.training_loss)",
+    "training_loss_at": "its training loss at given timesteps (Pipeline.training_loss_at)",
+    "denoise": "its sampler's decoding (Pipeline.denoise)",
+    "make_network": "a fresh network of the same architecture (Pipeline.make_network)",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,7 +152,8 @@ class Pipeline(abc.ABC):
 
     @abc.abstractmethod
     def training_loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The pipeline's own training loss on a batch of normalised ``x0`` (a scalar tensor)."""
+        """The pipeline's own training loss on a batch of normalised ``x0`` (a scalar tensor). A pipeline
+        without one (a sampling-only library) says so in :meth:`unavailable`."""
 
     @abc.abstractmethod
     def sample(
@@ -137,19 +191,21 @@ class Pipeline(abc.ABC):
         return t
 
     def make_network(self) -> nn.Module:
-        """A freshly initialised network of the same architecture (for toy trainings)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot build a fresh network")
+        """Optional: a freshly initialised network of the same architecture (for toy trainings)."""
+        self.require("make_network")
+        raise NotImplementedError("make_network")
 
     def training_loss_at(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Optional: the training loss per sample [B] for normalised ``x0``, schedule indices ``t`` [B]
         and ``noise``, exactly as :meth:`training_loss` computes it before averaging over t."""
-        raise NotImplementedError(f"{type(self).__name__} does not expose its training loss at given timesteps "
-                                  "(Pipeline.training_loss_at)")
+        self.require("training_loss_at")
+        raise NotImplementedError("training_loss_at")
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Optional: the x0 the sampler decodes from the network's output at schedule indices ``t`` [B]
         (its own parameterisation conversion and clipping), without the rest of the step."""
-        raise NotImplementedError(f"{type(self).__name__} does not expose its sampler's decoding (Pipeline.denoise)")
+        self.require("denoise")
+        raise NotImplementedError("denoise")
 
     def weights_info(self) -> WeightsInfo:
         """Optional: what the pipeline knows of its weights (online/EMA, decay, steps, load report)."""
@@ -162,10 +218,31 @@ class Pipeline(abc.ABC):
         online = self.weights_info().online
         return tuple(dict.fromkeys(m for m in (self.network, online) if isinstance(m, nn.Module)))
 
-    def provides(self, method: str) -> bool:
-        """Whether the optional ``method`` (``training_loss_at``, ``denoise``) is available: by default,
-        whether the class overrides it; a pipeline built from functions says what it was given."""
-        return getattr(type(self), method) is not getattr(Pipeline, method)
+    def unavailable(self, capability: str) -> str | None:
+        """Why the optional ``capability`` (a key of :data:`CAPABILITIES`) is not available, as the
+        reason a check that needs it SKIPs with; None where it is. By default a capability is
+        available where the class overrides its method; override this to say more (an adapter whose
+        library has no training loss, a network without a config to build a fresh one from)."""
+        if capability not in CAPABILITIES:
+            raise KeyError(f"unknown capability {capability!r}; known: {', '.join(CAPABILITIES)}")
+        base = getattr(Pipeline, capability)
+        if getattr(base, "__isabstractmethod__", False) or getattr(type(self), capability) is not base:
+            return None
+        return f"the pipeline does not provide {CAPABILITIES[capability]}"
+
+    def provides(self, capability: str) -> bool:
+        """Whether the optional ``capability`` is available (:meth:`unavailable` gives no reason)."""
+        return self.unavailable(capability) is None
+
+    def require(self, *capabilities: str) -> None:
+        """Raise :class:`~diffcheck.errors.Skip` with the reason of the first of ``capabilities`` that is
+        not available: what a fixture or check calls before it uses one."""
+        from .errors import Skip
+
+        for capability in capabilities:
+            reason = self.unavailable(capability)
+            if reason is not None:
+                raise Skip(reason)
 
     def describe(self) -> dict[str, Any]:
         """What the report shows about the pipeline: plain JSON values."""

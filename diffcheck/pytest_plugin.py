@@ -25,11 +25,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from .config import GateOptions, load_config
+from .api import run
+from .config import Options, load_config
 from .data import Dataset, load_dataset
 from .diagnosis import Diagnosis
 from .errors import InputError
-from .gate import run_gate
 from .loading import load_pipeline, resolve_device, trusted_checkpoints
 from .pipeline import Pipeline
 from .registry import load_registry, select_checks
@@ -55,9 +55,8 @@ class SessionState:
     """What one pytest session knows about diffcheck: options, then lazily the pipeline and the report."""
 
     checkpoint: str | None
-    options: GateOptions
-    #: --diffcheck-trust-checkpoint: checkpoints that need arbitrary unpickling load (runs their code).
-    trust_checkpoint: bool = False
+    #: The run's options; ``trust_checkpoint`` is --diffcheck-trust-checkpoint.
+    options: Options
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def pipeline(self) -> Pipeline:
@@ -85,9 +84,8 @@ class SessionState:
             if self.checkpoint is None and self.options.pipeline is None:
                 pytest.fail("diffcheck: --diffcheck needs --diffcheck-checkpoint PATH "
                             "or --diffcheck-pipeline file.py:function", pytrace=False)
-            report = self._input(lambda: run_gate(self.checkpoint, self.options))
-            report.write_json(self.options.report_dir / "report.json")
-            self._cache["report"] = report
+            # Every output (report.json, report.html, the figures, a configured junit file) is written by the run.
+            self._cache["report"] = self._input(lambda: run(self.checkpoint, self.options))
         return self._cache["report"]
 
     def diagnosis(self) -> Diagnosis | None:
@@ -101,7 +99,7 @@ class SessionState:
         """Run ``load`` with the session's trust; bad input fails the test with one line, as on the
         command line (naming pytest's own flag where the message names the CLI's)."""
         try:
-            with trusted_checkpoints(self.trust_checkpoint):
+            with trusted_checkpoints(self.options.trust_checkpoint):
                 return load()
         except InputError as exc:
             text = str(exc).replace("pass --trust-checkpoint", "pass --diffcheck-trust-checkpoint")
@@ -117,11 +115,11 @@ def session_state(config: pytest.Config) -> SessionState:
                 pipeline=config.getoption("diffcheck_pipeline"), data=_path(config.getoption("diffcheck_data")),
                 device=config.getoption("diffcheck_device"), seed=config.getoption("diffcheck_seed"),
                 strict=config.getoption("diffcheck_strict"),
-                select=[s for s in (config.getoption("diffcheck_select") or "").split(",") if s.strip()])
+                select=[s for s in (config.getoption("diffcheck_select") or "").split(",") if s.strip()],
+                trust_checkpoint=bool(config.getoption("diffcheck_trust_checkpoint")))
         except InputError as exc:
             raise pytest.UsageError(f"diffcheck: {exc}") from None
-        config.stash[_STATE] = SessionState(config.getoption("diffcheck_checkpoint"), options,
-                                            trust_checkpoint=bool(config.getoption("diffcheck_trust_checkpoint")))
+        config.stash[_STATE] = SessionState(config.getoption("diffcheck_checkpoint"), options)
     return config.stash[_STATE]
 
 

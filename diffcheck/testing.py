@@ -19,7 +19,6 @@ returns the :class:`~diffcheck.Report` so a test can look at the numbers.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any, Iterable, Mapping
 
@@ -29,12 +28,11 @@ from .check import Check
 from .context import Context, known_fixtures
 from .data import Dataset, load_dataset
 from .errors import InputError
-from .gate import with_ignore_reasons
 from .pipeline import Pipeline
 from .registry import load_registry, select_checks
 from .report import Report
 from .results import Result, Status
-from .runner import _order, run_checks, run_one
+from .runner import _order, run_one
 
 __all__ = [
     "DiffcheckUsageError", "assert_passes", "assert_family", "assert_forward_process",
@@ -58,8 +56,8 @@ def assert_passes(pipeline: Pipeline, data: DataArg = None, *, select: Iterable[
     from each to its reason (shown in the report). ``data`` is a Dataset or an HDF5 path.
     """
     __tracebackhide__ = True
-    report = _run(pipeline, data, select=list(select), ignore=ignore, thresholds=thresholds, seed=seed)
-    report = replace(report, strict=strict)
+    report = _run(pipeline, data, select=list(select), ignore=ignore, thresholds=thresholds, seed=seed,
+                  strict=strict)
     _raise_if_failed(report, what=", ".join(select) or "all checks")
     return report
 
@@ -160,17 +158,22 @@ def _dataset(data: DataArg, pipeline: Pipeline | None) -> Dataset | None:
 
 
 def _run(pipeline: Pipeline, data: DataArg, *, select: list[str], ignore: Iterable[str] | Mapping[str, str],
-         thresholds: Thresholds, seed: int) -> Report:
+         thresholds: Thresholds, seed: int, strict: bool) -> Report:
+    """One :func:`diffcheck.run` of ``pipeline`` that writes no file; misuse is a DiffcheckUsageError."""
+    from .api import run
+    from .config import Options
+
     _require_pipeline(pipeline)
-    reasons = dict(ignore) if isinstance(ignore, Mapping) else {}
+    reasons = ({k.strip().upper(): v for k, v in ignore.items()} if isinstance(ignore, Mapping)
+               else {k.strip().upper(): "in the test's ignore list" for k in ignore if k.strip()})
     try:
-        report = run_checks(pipeline, data=_dataset(data, pipeline), select=select, ignore=list(ignore),
-                            thresholds=thresholds, seed=seed)
+        options = Options(select=tuple(select), ignore=reasons, seed=seed, strict=strict, report_dir=None,
+                          thresholds={k.upper(): dict(v) for k, v in (thresholds or {}).items()})
+        return run(pipeline, options, data=_dataset(data, pipeline))
     except DiffcheckUsageError:
         raise
     except InputError as exc:
         raise DiffcheckUsageError(str(exc)) from None
-    return with_ignore_reasons(report, {k.upper(): v for k, v in reasons.items()})
 
 
 def _raise_if_failed(report: Report, *, what: str) -> None:

@@ -20,8 +20,7 @@ import torch
 
 from .context import fixture
 from .data import Dataset
-from .errors import Skip
-from .learned import fresh_network, has_loss_at, mean_spectrum
+from .learned import fresh_network, mean_spectrum
 from .param import PARAMETERISATIONS, to_x0_eps
 from .pipeline import Pipeline
 from .probes import Probe, synthetic_spectra
@@ -113,13 +112,8 @@ def _evaluate(pipeline: Pipeline, net: torch.nn.Module, x0: torch.Tensor, mean: 
 @fixture
 def toy_run(pipeline: Pipeline, data: Dataset | None, x0_probe: Probe, seed: int) -> dict:
     """Train a fresh network on 2 noise levels with the pipeline's own loss; denoise the held-out probe."""
-    if not has_loss_at(pipeline):
-        raise Skip("the pipeline does not expose its training loss at given timesteps (Pipeline.training_loss_at)")
-    if not pipeline.provides("denoise"):
-        raise Skip("the pipeline does not expose its sampler's decoding (Pipeline.denoise)")
+    pipeline.require("training_loss_at", "denoise", "make_network")
     net = fresh_network(pipeline, seed)
-    if net is None:
-        raise Skip("the pipeline cannot build a fresh network (Pipeline.make_network)")
     device = pipeline.device
     x, x_eval = (_spectra(pipeline, data, seed, split, n)
                  for split, n in ((False, TOY_TRAIN_SPECTRA), (True, TOY_EVAL_SPECTRA)))

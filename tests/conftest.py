@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import importlib.util
@@ -22,6 +23,7 @@ import diffcheck
 from diffcheck import Status
 from diffcheck.data import load_dataset
 from diffcheck.loading import load_pipeline
+from diffcheck.pipeline import Step
 from diffcheck.reference.ddpm import GaussianDiffusion
 from diffcheck.reference.unet import UNet1D
 
@@ -206,8 +208,10 @@ class _SampleMemo:
         original = GaussianDiffusion.sample
         memo = self
 
-        def copy(info: dict) -> dict:
-            return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in info.items()}
+        def copy(info: Step) -> Step:
+            return dataclasses.replace(info, **{f.name: getattr(info, f.name).detach().clone()
+                                                for f in dataclasses.fields(info)
+                                                if isinstance(getattr(info, f.name), torch.Tensor)})
 
         def sample(diffusion, shape, *, generator=None, device="cpu", callback=None):
             key = memo.key(diffusion, shape, generator, device)
@@ -222,9 +226,9 @@ class _SampleMemo:
                 generator.set_state(state)
                 memo.hits += 1
                 return x.clone()
-            calls: list[dict] = []
+            calls: list[Step] = []
 
-            def record(info: dict) -> None:
+            def record(info: Step) -> None:
                 calls.append(copy(info))
                 if callback is not None:
                     callback(info)

@@ -16,9 +16,9 @@ from diffcheck import Check, CheckDefinitionError, Report, Status, Verdict
 from diffcheck.baseline import FigureComparison, compare_reports
 from diffcheck.check import validate_check
 from diffcheck.cli import app
-from diffcheck.config import GateOptions, Tolerance
+from diffcheck.config import Options, Tolerance
 from diffcheck.context import known_fixtures
-from diffcheck.gate import run_gate
+from diffcheck.api import run
 from diffcheck.registry import load_registry
 from tests.conftest import FIXTURES, HEALTHY_CKPT, TINY_DATA, report_for
 
@@ -30,8 +30,8 @@ def gate(candidate: Path, tmp_path_factory) -> Report:
     """PAR003 (the check with a quality figure) against the healthy baseline, run once per candidate."""
     if candidate not in _RUNS:
         out = tmp_path_factory.mktemp("gate")
-        _RUNS[candidate] = run_gate(candidate, GateOptions(data=TINY_DATA, device="cpu", select=("PAR003",),
-                                                           report_dir=out, baseline=HEALTHY_CKPT))
+        _RUNS[candidate] = run(candidate, Options(data=TINY_DATA, device="cpu", select=("PAR003",),
+                                                  report_dir=out, baseline=HEALTHY_CKPT))
     return _RUNS[candidate]
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from diffcheck import InputError
 from diffcheck.cli import app
-from diffcheck.config import GateOptions, Tolerance, load_config
+from diffcheck.config import Options, Tolerance, load_config
 from tests.conftest import HEALTHY_CKPT, TINY_DATA
 
 GOOD = """
@@ -56,7 +56,7 @@ def test_a_full_table_parses_with_paths_relative_to_the_file(tmp_path):
 
 
 def test_no_table_or_no_file_gives_the_defaults(tmp_path, monkeypatch):
-    assert load_config(write(tmp_path, "[project]\nname = 'x'\n")) == GateOptions()
+    assert load_config(write(tmp_path, "[project]\nname = 'x'\n")) == Options()
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").unlink()
     nested = tmp_path / "a" / "b"

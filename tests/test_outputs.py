@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from diffcheck import outputs
+from diffcheck.config import Options
 from diffcheck.errors import ExitCode, InputError
+from diffcheck.formats import write_report
 from diffcheck.html import html_text
 from diffcheck.junit import junit_text
 from diffcheck.outputs import (LOCK_NAME, MANIFEST_NAME, atomic_write, claim, clear_previous,
-                               validate_output_paths, write_outputs)
+                               validate_output_paths)
 from diffcheck.report import Report
 from diffcheck.results import Result, Status
 
@@ -63,8 +65,9 @@ def test_atomic_write_replaces_the_file_and_keeps_its_mode(tmp_path):
 
 def test_the_previous_runs_files_go_and_the_users_files_stay(tmp_path):
     rep = tmp_path / "rep"
-    write_outputs(_report(Result(id="FWD001", title="t", status=Status.PASS, summary="ok",
-                                 figures=(str(rep / "fwd_old.png"),))), rep, json_path=rep / "copy.json")
+    write_report(_report(Result(id="FWD001", title="t", status=Status.PASS, summary="ok",
+                                figures=(str(rep / "fwd_old.png"),))), rep,
+                 Options(report_dir=rep, json=rep / "copy.json").outputs())
     (rep / "fwd_old.png").write_bytes(b"png")
     (rep / "notes.txt").write_text("mine")
     (tmp_path / "outside.png").write_bytes(b"not diffcheck's")

@@ -12,6 +12,7 @@ from diffcheck.reference.ddpm import DiffusionConfig, GaussianDiffusion
 from diffcheck.reference.pipeline import ReferencePipeline
 from diffcheck.reference.unet import UNetConfig
 from diffcheck.schedule import cosine_betas, linear_betas, make_schedule
+from tests.pipeline_contract import PipelineContract
 
 TINY = UNetConfig(channels=(8, 16, 32, 64), blocks_per_level=1, groups=4)
 
@@ -138,3 +139,11 @@ def test_checkpoint_round_trip_loads_weights_only(tmp_path):
     assert loaded.diffusion.config.objective == "v" and loaded.meta["step"] == 7
     x, t = torch.randn(2, 1, 64), torch.tensor([1, 8])
     torch.testing.assert_close(loaded.network(x, t), pipe.network.eval()(x, t))
+
+
+class TestReferencePipelineContract(PipelineContract):
+    """The shared pipeline contract (tests/pipeline_contract.py) on the reference pipeline."""
+
+    @pytest.fixture(scope="class")
+    def pipe(self, healthy):
+        return healthy

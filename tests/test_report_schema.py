@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from diffcheck import Status
-from diffcheck.config import GateOptions
-from diffcheck.gate import run_gate
+from diffcheck.config import Options
+from diffcheck.api import run
 from diffcheck.results import RESULT_SCHEMA_VERSION
 from tests.conftest import HEALTHY_CKPT, ROOT, TINY_DATA, report_for
 
@@ -88,9 +88,9 @@ def test_real_reports_validate(name, select, tmp_path):
 
 
 def test_ignored_errored_and_baseline_reports_validate(tmp_path):
-    report = run_gate(HEALTHY_CKPT, GateOptions(data=TINY_DATA, device="cpu", select=("FWD002", "FWD004", "PAR003"),
-                                                ignore={"FWD002": "tested elsewhere"}, strict=True,
-                                                baseline=HEALTHY_CKPT, report_dir=tmp_path))
+    report = run(HEALTHY_CKPT, Options(data=TINY_DATA, device="cpu", select=("FWD002", "FWD004", "PAR003"),
+                                       ignore={"FWD002": "tested elsewhere"}, strict=True,
+                                       baseline=HEALTHY_CKPT, report_dir=tmp_path))
     errored = replace(report.results[0], status=Status.ERROR, summary="check raised RuntimeError: boom",
                       observed={"x": float("nan")})
     written = json.loads(replace(report, results=(errored, *report.results[1:])).write_json(tmp_path / "r.json").read_text())

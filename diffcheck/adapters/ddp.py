@@ -23,9 +23,9 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 from torch import nn
 
-from ..errors import InputError, Skip
+from ..errors import InputError
 from ..normalise import Normaliser
-from ..pipeline import Pipeline, StepCallback
+from ..pipeline import Pipeline, Step, StepCallback
 from ..schedule import Schedule
 from ..text import first_line, plain
 from ._imports import ddp1d
@@ -161,10 +161,14 @@ class DDPPipeline(Pipeline):
             for obj, model in originals:
                 obj.model = model
 
+    def unavailable(self, capability: str) -> str | None:
+        if capability == "make_network" and self.factory is None:
+            return ("a fresh Unet1D needs the GaussianDiffusion1D factory: pass from_trainer1d(checkpoint, "
+                    "make_diffusion) a function that builds it, not an object")
+        return super().unavailable(capability)
+
     def make_network(self) -> nn.Module:
-        if self.factory is None:
-            raise Skip("a fresh Unet1D needs the GaussianDiffusion1D factory: pass from_trainer1d(checkpoint, "
-                       "make_diffusion) a function that builds it, not an object")
+        self.require("make_network")
         return self.factory().model.to(self.device)
 
     def describe(self) -> dict[str, Any]:
@@ -232,7 +236,7 @@ def _traced(diffusion: nn.Module, callback: StepCallback | None) -> Iterator[Non
 
     def traced(x: torch.Tensor, t: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         pred = original(x, t, *args, **kwargs)
-        callback({"i": next(counter), "t": int(t.flatten()[0]), "x_t": x, "x0_hat": pred.pred_x_start})
+        callback(Step(i=next(counter), t=int(t.flatten()[0]), x_t=x, x0_hat=pred.pred_x_start))
         return pred
 
     diffusion.model_predictions = traced

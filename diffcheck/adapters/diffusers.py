@@ -4,7 +4,7 @@ with their prediction_type, timestep_spacing, clipping) and a UNet1DModel or any
 The forward process is the scheduler's ``add_noise``; the sampler is the canonical diffusers
 loop (``set_timesteps``, then ``scale_model_input``, the network, ``scheduler.step`` for each
 timestep), so the scheduler's own spacing, decoding and clipping are what the checks measure.
-diffusers stores no training loss, so :meth:`DiffusersPipeline.training_loss` raises Skip and the
+diffusers stores no training loss, so the adapter declares ``training_loss`` unavailable and the
 training-target oracles SKIP while the learned-behaviour probes still run.
 
 A saved folder (``DDPMPipeline.save_pretrained``: model_index.json, unet/, scheduler/) loads with
@@ -26,9 +26,9 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import nn
 
-from ..errors import InputError, Skip
+from ..errors import InputError
 from ..normalise import Normaliser
-from ..pipeline import Pipeline, StepCallback
+from ..pipeline import Pipeline, Step, StepCallback
 from ..schedule import Schedule
 from ..text import first_line, plain
 from ._imports import require
@@ -119,8 +119,17 @@ class DiffusersPipeline(Pipeline):
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.scheduler.add_noise(x0, noise, t.long())
 
+    def unavailable(self, capability: str) -> str | None:
+        if capability == "training_loss":
+            return NO_TRAINING_LOSS
+        if capability == "make_network" and (getattr(self.raw_network, "config", None) is None
+                                             or not hasattr(type(self.raw_network), "from_config")):
+            return f"{type(self.raw_network).__name__} has no diffusers config to build a fresh network from"
+        return super().unavailable(capability)
+
     def training_loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        raise Skip(NO_TRAINING_LOSS)
+        self.require("training_loss")  # raises Skip with NO_TRAINING_LOSS (declared unavailable above)
+        raise NotImplementedError(NO_TRAINING_LOSS)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None,
                callback: StepCallback | None = None) -> torch.Tensor:
@@ -134,8 +143,8 @@ class DiffusersPipeline(Pipeline):
                 out = self._net(scheduler.scale_model_input(x, t), t)
                 step = scheduler.step(out, t, x, **extra)
                 if callback is not None:
-                    callback({"i": i, "t": int(t), "x_t": x, "x0_hat": getattr(step, "pred_original_sample", None),
-                              "out": out, "x_next": step.prev_sample})
+                    callback(Step(i=i, t=int(t), x_t=x, x0_hat=getattr(step, "pred_original_sample", None),
+                                  out=out, x_next=step.prev_sample))
                 x = step.prev_sample
         return x
 
@@ -160,10 +169,8 @@ class DiffusersPipeline(Pipeline):
         return WeightsInfo(missing_keys=tuple(report["missing_keys"]), unexpected_keys=tuple(report["unexpected_keys"]))
 
     def make_network(self) -> nn.Module:
-        config = getattr(self.raw_network, "config", None)
-        if config is None or not hasattr(type(self.raw_network), "from_config"):
-            raise Skip(f"{type(self.raw_network).__name__} has no diffusers config to build a fresh network from")
-        return TensorOutput(type(self.raw_network).from_config(config)).to(self.device)
+        self.require("make_network")
+        return TensorOutput(type(self.raw_network).from_config(self.raw_network.config)).to(self.device)
 
     def describe(self) -> dict[str, Any]:
         cfg = self.scheduler.config

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..param import check_parameterisation, targets, to_x0_eps
+from ..pipeline import Step, StepCallback
 from ..schedule import Schedule, make_schedule
 
 __all__ = ["DiffusionConfig", "GaussianDiffusion", "StepCallback"]
 
-StepCallback = Callable[[dict[str, Any]], None]
 _SAMPLERS = ("ancestral", "ddim")
 
 
@@ -145,7 +145,7 @@ class GaussianDiffusion:
             else:
                 x_next = mean
             if cb is not None:
-                cb({"i": i, "t": step, "x_t": x, "x0_hat": x0_hat, "out": out, "x_next": x_next})
+                cb(Step(i=i, t=step, x_t=x, x0_hat=x0_hat, out=out, x_next=x_next))
             x = x_next
         return x
 
@@ -165,6 +165,6 @@ class GaussianDiffusion:
             if sigma > 0:
                 x_next = x_next + sigma * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
             if cb is not None:
-                cb({"i": i, "t": step, "x_t": x, "x0_hat": x0_hat, "out": out, "x_next": x_next})
+                cb(Step(i=i, t=step, x_t=x, x0_hat=x0_hat, out=out, x_next=x_next))
             x = x_next
         return x

@@ -11,6 +11,7 @@ from diffcheck.errors import InputError, Skip
 from diffcheck.loading import load_pipeline
 from tests.adapters._helpers import TRAINER1D_CKPT, TRAINER1D_EXAMPLE, invoke, needs_ddp, one_line_error
 from tests.conftest import TINY_DATA
+from tests.pipeline_contract import PipelineContract
 
 pytestmark = needs_ddp
 CPU = torch.device("cpu")
@@ -132,3 +133,19 @@ def test_WGT005_compares_the_stored_buffers_with_the_constructor_not_with_themse
     if status == "FAIL":
         assert result.observed["max_relative_error"] > 0.5
         assert result.summary.startswith(f"stored {result.observed['worst']} differs from the declared schedule by ")
+
+
+class TestTrainer1DContract(PipelineContract):
+    """The shared pipeline contract on the documented Trainer1D file (DDIM-100 on the library's objects)."""
+
+    @pytest.fixture(scope="class")
+    def pipe(self):
+        return load_pipeline(TRAINER1D_CKPT, device=CPU, pipeline=f"{TRAINER1D_EXAMPLE}:build")
+
+
+class TestGaussianDiffusion1DContract(PipelineContract):
+    """The shared pipeline contract on a bare GaussianDiffusion1D object (ancestral, no factory)."""
+
+    @pytest.fixture(scope="class")
+    def pipe(self):
+        return _ancestral()

@@ -11,6 +11,7 @@ import torch
 from diffcheck.errors import InputError, Skip
 from diffcheck.loading import load_pipeline
 from tests.adapters._helpers import LIBRARIES, diffusers_variant, needs_diffusers
+from tests.pipeline_contract import PipelineContract
 
 pytestmark = needs_diffusers
 CPU = torch.device("cpu")
@@ -115,3 +116,11 @@ def test_PAR002_identifies_the_decoding_of_stochastic_and_noisier_samplers(tmp_p
     assert result.observed["error_ratio"] > result.thresholds["max_error_ratio"]  # the landing alone cannot tell
     wrong = min(result.observed[f"mean_z_{k}"] for k in ("eps", "x0", "v") if k != decoded)
     assert result.observed[f"mean_z_{decoded}"] < 4.5 and wrong > 9, result.observed
+
+
+class TestDiffusersContract(PipelineContract):
+    """The shared pipeline contract on a saved diffusers folder (DDIM-50, leading spacing)."""
+
+    @pytest.fixture(scope="class")
+    def pipe(self):
+        return _load("diffusers_ddim50_leading")

@@ -6,11 +6,15 @@ from __future__ import annotations
 import importlib.util
 import re
 
+import pytest
 import torch
+
+import diffcheck
 
 from diffcheck.loading import load_pipeline
 from tests.adapters._helpers import HOMEMADE_EXAMPLE, TRAINER1D_EXAMPLE, invoke
 from tests.conftest import ROOT
+from tests.pipeline_contract import PipelineContract
 
 SPEC = f"{HOMEMADE_EXAMPLE}:build"
 
@@ -45,3 +49,13 @@ def test_the_readme_shows_the_trainer1d_file_as_it_is():
     block = re.search(r"\*\*denoising-diffusion-pytorch\*\*.*?```python\n(.*?)```", readme, re.S).group(1)
     source = TRAINER1D_EXAMPLE.read_text()
     assert block == source[source.index('"""\n', 3) + 4:]  # the file without its module docstring
+
+
+class TestHomemadeContract(PipelineContract):
+    """The shared pipeline contract on the home-made example's own DDPM (small: T=50, 64 px)."""
+
+    @pytest.fixture(scope="class")
+    def pipe(self):
+        example = _example()
+        torch.manual_seed(0)
+        return example.pipeline(example.DDPM(example.UNet1D(width=8), length=64, T=50), diffcheck.Normaliser())

@@ -25,6 +25,7 @@ from diffcheck.data import load_dataset
 from diffcheck.loading import load_pipeline
 from tests.adapters._helpers import LIBRARIES, ROOT, TRAINER1D_CKPT, invoke, needs_ddp, needs_diffusers
 from tests.conftest import FIXTURES, TINY_DATA, ZOO, ZOO_SAMPLES, report_for, zoo_problems, zoo_selection
+from tests.pipeline_contract import PipelineContract
 
 CPU = diffcheck.resolve_device("cpu")
 DDIM_FOLDER = LIBRARIES / "diffusers_ddim50_leading"
@@ -192,3 +193,30 @@ def test_the_readme_shows_the_diffusers_example_call_as_it_is():
     block = re.search(r"\*\*Your own functions, unchanged\*\*.*?```python\n(.*?)```", readme, re.S).group(1)
     assert block.startswith("    return diffcheck.from_functions(")
     assert block in (ROOT / "examples" / "diffusers_loop_pipeline.py").read_text()
+
+
+@needs_diffusers
+class TestFunctionRouteContract(PipelineContract):
+    """The shared pipeline contract on the function route: a diffusers loop closing over the network."""
+
+    @pytest.fixture(scope="class")
+    def pipe(self):
+        return _function_pipeline("healthy")
+
+
+@needs_ddp
+class TestDDPLoopContract(PipelineContract):
+    """The shared pipeline contract on examples/ddp_loop_pipeline.py: a hand-written loop over p_sample."""
+
+    @pytest.fixture(scope="class")
+    def pipe(self):
+        return load_pipeline(TRAINER1D_CKPT, device=CPU, pipeline=f"{ROOT}/examples/ddp_loop_pipeline.py:build")
+
+
+@needs_diffusers
+class TestDiffusersLoopContract(PipelineContract):
+    """The shared pipeline contract on examples/diffusers_loop_pipeline.py: EMA network, physical flux out."""
+
+    @pytest.fixture(scope="class")
+    def pipe(self):
+        return load_pipeline(DDIM_FOLDER, device=CPU, pipeline=f"{ROOT}/examples/diffusers_loop_pipeline.py:build")
