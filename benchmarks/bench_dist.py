@@ -27,11 +27,11 @@ import torch
 
 import diffcheck
 from _results import write_results  # benchmarks/_results.py (scripts run from this folder)
-from diffcheck.data import load_dataset
-from diffcheck.normalise import Normaliser
-from diffcheck.reference.ddpm import DiffusionConfig
-from diffcheck.reference.pipeline import ReferencePipeline
-from diffcheck.reference.unet import UNetConfig
+from diffcheck.pipelines.data import load_dataset
+from diffcheck.pipelines.normalise import Normaliser
+from diffcheck.pipelines.reference.ddpm import DiffusionConfig
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
+from diffcheck.pipelines.reference.unet import UNetConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ def cases(device: torch.device):
                                                     normaliser=tiny.normaliser)
     if device.type == "cuda":
         real = ROOT / "fixtures/data/real_subset_4096.h5"
-        from diffcheck.spectra import read_spectra_h5
+        from diffcheck.measure.spectra import read_spectra_h5
 
         norm = Normaliser.fit(read_spectra_h5(real).flux, "global_minmax")
         seed = ReferencePipeline.build(UNetConfig(), DiffusionConfig(), length=4096, normaliser=norm).to(device)

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 import diffcheck  # noqa: E402
 from benchmarks._results import CODE_AT_START, write_results  # noqa: E402
-from diffcheck.data import load_dataset  # noqa: E402
-from diffcheck.loading import load_pipeline  # noqa: E402
-from diffcheck.reference.ddpm import GaussianDiffusion  # noqa: E402
+from diffcheck.pipelines.data import load_dataset  # noqa: E402
+from diffcheck.pipelines.loading import load_pipeline  # noqa: E402
+from diffcheck.pipelines.reference.ddpm import GaussianDiffusion  # noqa: E402
 from tests.conftest import HEALTHY_CKPT, TINY_DATA, ZOO_SAMPLES, load_member  # noqa: E402
 
 DEGRADED_CKPT = ROOT / "fixtures" / "checkpoints" / "degraded_tiny.pt"

@@ -14,7 +14,7 @@ the other objectives, the home-made pipeline, the library adapters and the under
 - the checks that draw no samples (every family but DIST) at ``--seeds`` seeds in all (default 50):
   the complete runs' seeds and cheap runs at the seeds after them.
 
-Every check derives its random numbers from (seed, fixture name) (diffcheck.context), so a check's
+Every check derives its random numbers from (seed, fixture name) (diffcheck.engine.context), so a check's
 result at a seed does not depend on which other checks ran: a complete run at seed s is the union of
 the cheap and the DIST checks at s.
 

@@ -20,11 +20,11 @@ import torch
 
 import diffcheck
 from _results import write_results  # benchmarks/_results.py (scripts run from this folder)
-from diffcheck.data import load_dataset
-from diffcheck.normalise import Normaliser
-from diffcheck.reference.ddpm import DiffusionConfig
-from diffcheck.reference.pipeline import ReferencePipeline
-from diffcheck.reference.unet import UNetConfig
+from diffcheck.pipelines.data import load_dataset
+from diffcheck.pipelines.normalise import Normaliser
+from diffcheck.pipelines.reference.ddpm import DiffusionConfig
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
+from diffcheck.pipelines.reference.unet import UNetConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,8 +20,8 @@ import torch
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.data import load_dataset
-from diffcheck.loading import load_pipeline
+from diffcheck.pipelines.data import load_dataset
+from diffcheck.pipelines.loading import load_pipeline
 
 from _results import write_results  # benchmarks/_results.py (scripts run from this folder)
 

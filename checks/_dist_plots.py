@@ -8,8 +8,8 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import stats as sps
 
-from diffcheck.plotting import STATUS_COLOURS, plt, save
-from diffcheck.samples import Reference, SampleSet
+from diffcheck.formats.plotting import STATUS_COLOURS, plt, save
+from diffcheck.measure.samples import Reference, SampleSet
 
 GEN, REAL = STATUS_COLOURS["measured"], "0.35"
 

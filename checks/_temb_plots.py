@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from diffcheck.plotting import STATUS_COLOURS, plt, save
+from diffcheck.formats.plotting import STATUS_COLOURS, plt, save
 
 
 def plot_sensitivity(o: Mapping[str, Any], outdir: Path) -> Path:

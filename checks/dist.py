@@ -1,9 +1,9 @@
 """DIST: are the samples spectra like the real ones? Judged with numbers, never by eye.
 
 Every DIST check uses the same samples, drawn once per run with the pipeline's own sampler
-(:mod:`diffcheck.samples`), in physical flux units after the pipeline's own de-normalisation.
+(:mod:`diffcheck.measure.samples`), in physical flux units after the pipeline's own de-normalisation.
 Statistics that compare with real spectra are judged against their null distribution: the same
-statistic for the same number of *real* spectra (see :mod:`diffcheck.stats`).
+statistic for the same number of *real* spectra (see :mod:`diffcheck.measure.stats`).
 
 A bug is not a quality figure. DIST002-004 measure how far the samples are from real spectra, as
 a factor of what real spectra reach among themselves (their real-vs-real quantile at the same n):
@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
-from diffcheck.check import Check, Stage
+from diffcheck.engine.check import Check, Stage
 from diffcheck.errors import Skip
-from diffcheck.results import Status, Verdict
-from diffcheck.pipeline import Pipeline
-from diffcheck.samples import Reference, SampleSet
-from diffcheck.stats import band_power, bootstrap, column_ks, ks_critical, lag_autocorr, null_distribution, pooled_distance, \
+from diffcheck.engine.results import Status, Verdict
+from diffcheck.pipelines.pipeline import Pipeline
+from diffcheck.measure.samples import Reference, SampleSet
+from diffcheck.measure.stats import band_power, bootstrap, column_ks, ks_critical, lag_autocorr, null_distribution, pooled_distance, \
     power_bands, structure_score
 
 __all__ = ["DIST001", "DIST002", "DIST003", "DIST004", "DIST005"]

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from scipy import stats
 
-from diffcheck.check import Check
-from diffcheck.pipeline import Pipeline
-from diffcheck.probes import Probe
-from diffcheck.results import Status, Verdict
+from diffcheck.engine.check import Check
+from diffcheck.pipelines.pipeline import Pipeline
+from diffcheck.measure.probes import Probe
+from diffcheck.engine.results import Status, Verdict
 
 __all__ = ["FWD001", "FWD002", "FWD003", "FWD004", "FWD005"]
 

@@ -12,11 +12,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from diffcheck.check import Check, Stage
-from diffcheck.consistency import LANDING_RATIO, TRAJECTORY_Z, decoded_kind, identify_decoding
+from diffcheck.engine.check import Check, Stage
+from diffcheck.measure.consistency import LANDING_RATIO, TRAJECTORY_Z, decoded_kind, identify_decoding
 from diffcheck.errors import Skip
-from diffcheck.param import PARAMETERISATIONS
-from diffcheck.results import Result, Status, Verdict
+from diffcheck.measure.param import PARAMETERISATIONS
+from diffcheck.engine.results import Result, Status, Verdict
 
 __all__ = ["PAR001", "PAR002", "PAR003", "PAR004"]
 
@@ -105,7 +105,7 @@ class PAR002(Check):
         runs = {k: {"max_error": errors[k], "mean_z": o[f"mean_z_{k}"], "spread_z": o[f"spread_z_{k}"]}
                 for k in PARAMETERISATIONS}
         identified, how = identify_decoding(runs, th["max_error_ratio"], th["max_trajectory_z"])
-        # what every check downstream of the decoding traces (diffcheck.consistency.decoding)
+        # what every check downstream of the decoding traces (diffcheck.measure.consistency.decoding)
         traced = {"decoded": decoded_kind(runs, th["max_error_ratio"], th["max_trajectory_z"])}
         evidence = (f"max |sample - x0*| of the pipeline's own sampler with a point oracle for x0* in place of the "
                     f"network: {_fmt(errors)} (ratio of the best to the next {o['error_ratio']:.3g}; one decoding "
@@ -146,7 +146,7 @@ class PAR003(Check):
     thresholds = _th({"min_peak_r2": 0.5, "min_win_share": 0.6})
     threshold_bounds = _th({"min_peak_r2": (0.0, 1.0), "min_win_share": (0.0, 1.0)})
     #: 1 - mean R² of the identified target: the share of the target the network fails to predict,
-    #: its normalised denoising error; what ``--baseline`` compares (diffcheck.baseline).
+    #: its normalised denoising error; what ``--baseline`` compares (diffcheck.engine.baseline).
     quality = _th({"fit_unexplained": "lower"})
 
     def measure(self, learned_fit: dict) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from diffcheck.check import Check
+from diffcheck.engine.check import Check
 from diffcheck.errors import Skip
-from diffcheck.oracles import timestep_index
-from diffcheck.pipeline import Pipeline
-from diffcheck.results import Status, Verdict
+from diffcheck.measure.oracles import timestep_index
+from diffcheck.pipelines.pipeline import Pipeline
+from diffcheck.engine.results import Status, Verdict
 
 __all__ = ["SMP001", "SMP002", "SMP003", "SMP004", "SMP005", "SMP006", "SMP007"]
 
@@ -263,7 +263,7 @@ class SMP007(Check):
                         "the sampler looks up alpha_bar at a shifted or rescaled t"), observed=d)
 
     def plot(self, o: Mapping[str, Any], outdir: Path) -> list[Path]:
-        from diffcheck.plotting import STATUS_COLOURS, plt, save
+        from diffcheck.formats.plotting import STATUS_COLOURS, plt, save
 
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharex=True)
         axes[0].plot(o["t"], o["std_ratio"], color=STATUS_COLOURS["measured"], lw=1)

@@ -14,10 +14,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from diffcheck.check import Check, Stage
+from diffcheck.engine.check import Check, Stage
 from diffcheck.errors import Skip
-from diffcheck.learned import TIME_CONVENTIONS, geometric_mean
-from diffcheck.results import Status, Verdict
+from diffcheck.measure.learned import TIME_CONVENTIONS, geometric_mean
+from diffcheck.engine.results import Status, Verdict
 
 __all__ = ["TEMB001", "TEMB002", "TEMB003", "TEMB004", "TEMB005"]
 

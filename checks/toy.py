@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from diffcheck.check import Check
-from diffcheck.results import Status, Verdict
+from diffcheck.engine.check import Check
+from diffcheck.engine.results import Status, Verdict
 
 __all__ = ["TOY001"]
 

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from diffcheck.check import Check
+from diffcheck.engine.check import Check
 from diffcheck.errors import Skip
-from diffcheck.learned import geometric_mean
-from diffcheck.pipeline import Pipeline
-from diffcheck.results import Status, Verdict
+from diffcheck.measure.learned import geometric_mean
+from diffcheck.pipelines.pipeline import Pipeline
+from diffcheck.engine.results import Status, Verdict
 
 __all__ = ["WGT001", "WGT002", "WGT003", "WGT004", "WGT005"]
 

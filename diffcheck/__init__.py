@@ -15,28 +15,23 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import consistency as _consistency  # noqa: F401  (registers the PAR/SMP fixtures)
-from . import learned as _learned  # noqa: F401  (registers the TEMB/LOSS/WGT fixtures)
-from . import toy as _toy  # noqa: F401  (registers the TOY fixture)
-from . import probes as _probes  # noqa: F401  (registers the built-in fixtures)
-from . import samples as _samples  # noqa: F401  (registers the DIST fixtures)
-from .api import run
-from .check import Check
-from .config import Options
-from .context import fixture
-from .data import Dataset, load_dataset
-from .errors import CheckDefinitionError, ExitCode, InputError, Skip
-from .functions import from_functions
-from .loading import load_pipeline, resolve_device
-from .normalise import Normaliser
-from .pipeline import Pipeline
-from .report import Report
-from .results import Result, Status, Verdict
-from .runner import run_checks
-from .schedule import Schedule, make_schedule
+from diffcheck.api import run
+from diffcheck.engine.check import Check
+from diffcheck.engine.config import Options
+from diffcheck.engine.context import fixture
+from diffcheck.pipelines.data import Dataset, load_dataset
+from diffcheck.errors import CheckDefinitionError, ExitCode, InputError, Skip
+from diffcheck.pipelines.functions import from_functions
+from diffcheck.pipelines.loading import load_pipeline, read_torch_file, resolve_device
+from diffcheck.pipelines.normalise import Normaliser
+from diffcheck.pipelines.pipeline import Pipeline
+from diffcheck.formats.report import Report
+from diffcheck.engine.results import Result, Status, Verdict
+from diffcheck.engine.runner import run_checks
+from diffcheck.pipelines.schedule import Schedule, make_schedule
 
 __all__ = [
     "Check", "CheckDefinitionError", "Dataset", "ExitCode", "InputError", "Normaliser", "Options", "Pipeline",
     "Report", "Result", "Schedule", "Skip", "Status", "Verdict", "__version__", "fixture", "from_functions",
-    "load_dataset", "load_pipeline", "make_schedule", "resolve_device", "run", "run_checks",
+    "load_dataset", "load_pipeline", "make_schedule", "read_torch_file", "resolve_device", "run", "run_checks",
 ]

@@ -2,7 +2,7 @@
 
 ``diffcheck run`` and ``diffcheck preflight``, the pytest plugin (``pytest --diffcheck``) and the
 assertions of :mod:`diffcheck.testing` all call it; what differs between them is only how they
-build the :class:`~diffcheck.config.Options` and how they show the report.
+build the :class:`~diffcheck.engine.config.Options` and how they show the report.
 
     >>> import diffcheck
     >>> report = diffcheck.run("fixtures/checkpoints/healthy_tiny.pt",
@@ -20,7 +20,7 @@ A run, in order:
 4. the checks run (``options.mode``: ``run`` or ``preflight``), the ignores get their reasons,
    ``strict`` is applied, and the quality figures are compared with the baseline;
 5. every output is written (:func:`diffcheck.formats.write_report`), also for a run that Ctrl-C
-   stopped (then :class:`~diffcheck.runner.RunInterrupted` carries the partial report).
+   stopped (then :class:`~diffcheck.engine.runner.RunInterrupted` carries the partial report).
 
 A file that cannot be written is a :class:`WriteError`: an InputError that still carries the report.
 """
@@ -33,19 +33,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .baseline import compare_reports, quality_checks
-from .config import Options, check_options, matches
-from .data import Dataset, load_dataset
-from .errors import InputError
-from .formats import write_report
-from .loading import load_pipeline, resolve_device
-from .outputs import claim, validate_output_paths
-from .pipeline import Pipeline
-from .reference.checkpoint import trusted_checkpoints
-from .registry import load_registry
-from .report import Report
-from .results import Result, Status
-from .runner import Progress, RunInterrupted, run_checks
+from diffcheck.engine.baseline import compare_reports, quality_checks
+from diffcheck.engine.config import Options, check_options, matches
+from diffcheck.pipelines.data import Dataset, load_dataset
+from diffcheck.errors import InputError
+from diffcheck.formats import write_report
+from diffcheck.pipelines.loading import load_pipeline, resolve_device
+from diffcheck.formats.outputs import claim, validate_output_paths
+from diffcheck.pipelines.pipeline import Pipeline
+from diffcheck.pipelines.reference.checkpoint import trusted_checkpoints
+from diffcheck.engine.registry import load_registry
+from diffcheck.formats.report import Report
+from diffcheck.engine.results import Result, Status
+from diffcheck.engine.runner import Progress, RunInterrupted, run_checks
 
 __all__ = ["run", "WriteError", "with_ignore_reasons"]
 
@@ -75,7 +75,7 @@ def run(target: Target = None, options: Options | None = None, *, data: Dataset 
     if isinstance(target, Pipeline) and options.pipeline:
         raise InputError("a Pipeline was given and options.pipeline names another; give one of them")
     if options.report_dir is not None:
-        validate_output_paths(options.report_dir, options.json, options.junit)
+        validate_output_paths(options.report_dir, options.json, options.junit, options.extra_outputs)
     with claim(options.report_dir) if options.report_dir is not None else contextlib.nullcontext():
         with trusted_checkpoints() if options.trust_checkpoint else contextlib.nullcontext():
             candidate = _load(target, options, data)

@@ -17,8 +17,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
-from .errors import ExitCode, InputError
-from .text import plain
+from diffcheck.errors import ExitCode, InputError
+from diffcheck.text import plain
 
 
 def _click_errors() -> tuple[type[Exception], ...]:
@@ -80,10 +80,10 @@ def _execute(checkpoint: Optional[Path], *, config: Optional[Path], select: Opti
              ignore: Optional[List[str]], threshold: Optional[List[str]], **flags) -> None:
     """One :func:`diffcheck.run` with ``[tool.diffcheck]`` from pyproject.toml overridden by the flags
     (None = not given), then the report on the terminal."""
-    from .api import WriteError, run
-    from .config import load_config
-    from .render import LogProgress
-    from .runner import RunInterrupted, parse_threshold_overrides
+    from diffcheck.api import WriteError, run
+    from diffcheck.engine.config import load_config
+    from diffcheck.formats.render import LogProgress
+    from diffcheck.engine.runner import RunInterrupted, parse_threshold_overrides
 
     out, err = Console(), Console(stderr=True)
     try:
@@ -124,7 +124,7 @@ def _execute(checkpoint: Optional[Path], *, config: Optional[Path], select: Opti
 def _show(report, out: Console, err: Console, options) -> None:
     """The report on the terminal, the baseline lines and where the files are; then the stderr lines:
     broken plugins, an interruption."""
-    from .render import footer, render_report
+    from diffcheck.formats.render import footer, render_report
 
     render_report(report, out)
     if report.baseline is not None:
@@ -132,6 +132,8 @@ def _show(report, out: Console, err: Console, options) -> None:
                   soft_wrap=True)
     if options.junit is not None:
         out.print(f"[dim]junit: {escape(str(options.junit))}[/]")
+    for fmt, path in options.extra_outputs.items():
+        out.print(f"[dim]{fmt}: {escape(str(path))}[/]")
     if options.report_dir is not None:
         out.print(f"[dim]{escape(footer(report, options.report_dir))}[/]", highlight=False, soft_wrap=True)
     for r in report.results:
@@ -158,6 +160,7 @@ _TRUST = typer.Option(False, "--trust-checkpoint",
                       help="Load a checkpoint that needs arbitrary unpickling (this runs code the file names).")
 _CONFIG = typer.Option(None, "--config", help="pyproject.toml with \\[tool.diffcheck] (default: the nearest one).")
 _JUNIT = typer.Option(None, "--junit", help="Also write JUnit XML here (one testcase per check).")
+_OUTPUT = typer.Option(None, "--output", help="Also write the report in FORMAT to PATH: FORMAT=PATH (json, html, junit).")
 _STRICT = typer.Option(None, "--strict/--no-strict", help="A WARN or QUALITY finding fails the run (exit code 1).")
 _BASELINE = typer.Option(None, "--baseline", help="Promoted checkpoint: fail if a quality figure regressed against it.")
 _RTOL = typer.Option(None, "--baseline-rtol", help="Allowed relative worsening of a quality figure.  \\[default: 0.1]")
@@ -175,7 +178,8 @@ def run(
     ignore: Optional[List[str]] = _IGNORE, threshold: Optional[List[str]] = _THRESHOLD,
     json_path: Optional[Path] = _JSON, report_dir: Optional[Path] = _REPORT_DIR,
     trust_checkpoint: bool = _TRUST,
-    config: Optional[Path] = _CONFIG, junit: Optional[Path] = _JUNIT, strict: Optional[bool] = _STRICT,
+    config: Optional[Path] = _CONFIG, junit: Optional[Path] = _JUNIT, output: Optional[List[str]] = _OUTPUT,
+    strict: Optional[bool] = _STRICT,
     baseline: Optional[Path] = _BASELINE, baseline_rtol: Optional[float] = _RTOL,
     baseline_atol: Optional[float] = _ATOL,
     min_samples: Optional[int] = _MIN_SAMPLES, max_samples: Optional[int] = _MAX_SAMPLES,
@@ -184,7 +188,7 @@ def run(
     _execute(checkpoint, mode="run", trust_checkpoint=trust_checkpoint or None,
              data=data, dataset=dataset, pipeline=pipeline, device=device,
              seed=seed, select=select, ignore=ignore, threshold=threshold, json=json_path,
-             report_dir=report_dir, config=config, junit=junit, strict=strict, baseline=baseline,
+             report_dir=report_dir, config=config, junit=junit, output=_split(output), strict=strict, baseline=baseline,
              rtol=baseline_rtol, atol=baseline_atol, min_samples=min_samples, max_samples=max_samples)
 
 
@@ -196,13 +200,14 @@ def preflight(
     ignore: Optional[List[str]] = _IGNORE, threshold: Optional[List[str]] = _THRESHOLD,
     json_path: Optional[Path] = _JSON, report_dir: Optional[Path] = _REPORT_DIR,
     trust_checkpoint: bool = _TRUST,
-    config: Optional[Path] = _CONFIG, junit: Optional[Path] = _JUNIT, strict: Optional[bool] = _STRICT,
+    config: Optional[Path] = _CONFIG, junit: Optional[Path] = _JUNIT, output: Optional[List[str]] = _OUTPUT,
+    strict: Optional[bool] = _STRICT,
 ) -> None:
     """Check the pipeline's code before training: every check that needs no trained network."""
     _execute(checkpoint, mode="preflight", trust_checkpoint=trust_checkpoint or None,
              data=data, dataset=dataset, pipeline=pipeline, device=device,
              seed=seed, select=select, ignore=ignore, threshold=threshold, json=json_path,
-             report_dir=report_dir, config=config, junit=junit, strict=strict)
+             report_dir=report_dir, config=config, junit=junit, output=_split(output), strict=strict)
 
 
 @app.command("list")
@@ -212,7 +217,7 @@ def list_checks(
     """List the registered checks with their thresholds."""
     from rich.table import Table
 
-    from .registry import load_registry, select_checks
+    from diffcheck.engine.registry import load_registry, select_checks
 
     out, err = Console(), Console(stderr=True)
     registry = load_registry()

@@ -25,16 +25,16 @@ from typing import Any, Iterator
 
 import pytest
 
-from .api import run
-from .config import Options, load_config
-from .data import Dataset, load_dataset
-from .diagnosis import Diagnosis
-from .errors import InputError
-from .loading import load_pipeline, resolve_device, trusted_checkpoints
-from .pipeline import Pipeline
-from .registry import load_registry, select_checks
-from .report import Report
-from .results import GATED, Result, Status
+from diffcheck.api import run
+from diffcheck.engine.config import Options, load_config
+from diffcheck.pipelines.data import Dataset, load_dataset
+from diffcheck.engine.diagnosis import Diagnosis
+from diffcheck.errors import InputError
+from diffcheck.pipelines.loading import load_pipeline, resolve_device, trusted_checkpoints
+from diffcheck.pipelines.pipeline import Pipeline
+from diffcheck.engine.registry import load_registry, select_checks
+from diffcheck.formats.report import Report
+from diffcheck.engine.results import GATED, Result, Status
 
 __all__ = ["DiffcheckItems", "DiffcheckItem", "DiffcheckWarning", "session_state", "SessionState"]
 

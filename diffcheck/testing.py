@@ -24,15 +24,15 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from .check import Check
-from .context import Context, known_fixtures
-from .data import Dataset, load_dataset
-from .errors import InputError
-from .pipeline import Pipeline
-from .registry import load_registry, select_checks
-from .report import Report
-from .results import Result, Status
-from .runner import _order, run_one
+from diffcheck.engine.check import Check
+from diffcheck.engine.context import Context, known_fixtures
+from diffcheck.pipelines.data import Dataset, load_dataset
+from diffcheck.errors import InputError
+from diffcheck.pipelines.pipeline import Pipeline
+from diffcheck.engine.registry import load_registry, select_checks
+from diffcheck.formats.report import Report
+from diffcheck.engine.results import Result, Status
+from diffcheck.engine.runner import _order, run_one
 
 __all__ = [
     "DiffcheckUsageError", "assert_passes", "assert_family", "assert_forward_process",
@@ -160,8 +160,8 @@ def _dataset(data: DataArg, pipeline: Pipeline | None) -> Dataset | None:
 def _run(pipeline: Pipeline, data: DataArg, *, select: list[str], ignore: Iterable[str] | Mapping[str, str],
          thresholds: Thresholds, seed: int, strict: bool) -> Report:
     """One :func:`diffcheck.run` of ``pipeline`` that writes no file; misuse is a DiffcheckUsageError."""
-    from .api import run
-    from .config import Options
+    from diffcheck.api import run
+    from diffcheck.engine.config import Options
 
     _require_pipeline(pipeline)
     reasons = ({k.strip().upper(): v for k, v in ignore.items()} if isinstance(ignore, Mapping)

@@ -10,13 +10,13 @@ import copy
 import torch
 
 import diffcheck
-from diffcheck.adapters.ddp import GaussianDiffusion1D, Unet1D
+from diffcheck.pipelines.adapters.ddp import GaussianDiffusion1D, Unet1D
 
 
 def build(checkpoint):
     model = Unet1D(dim=16, dim_mults=(1, 2, 2), channels=1, attn_heads=2, attn_dim_head=8)
     diffusion = GaussianDiffusion1D(model, seq_length=512, timesteps=1000, objective="pred_noise")
-    saved = diffcheck.loading.read_torch_file(checkpoint)  # a Trainer1D checkpoint: online and EMA weights
+    saved = diffcheck.read_torch_file(checkpoint)  # a Trainer1D checkpoint: online and EMA weights
     diffusion.load_state_dict(saved["model"])
     ema = copy.deepcopy(diffusion)
     ema.load_state_dict({k.removeprefix("ema_model."): v for k, v in saved["ema"].items() if k.startswith("ema_model.")})

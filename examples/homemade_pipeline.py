@@ -134,7 +134,7 @@ def load(checkpoint: str | None) -> tuple[DDPM, diffcheck.Normaliser]:
     if checkpoint is None:
         torch.manual_seed(0)
         return DDPM(UNet1D(), length=512), diffcheck.Normaliser()
-    ckpt = diffcheck.loading.read_torch_file(checkpoint)
+    ckpt = diffcheck.read_torch_file(checkpoint)
     net = UNet1D(**ckpt["unet"])
     net.load_state_dict(ckpt["model"])
     return DDPM(net.eval(), length=ckpt["length"]), diffcheck.Normaliser.from_dict(ckpt["normalisation"])

@@ -3,7 +3,7 @@
     diffcheck run results/model-1.pt --pipeline trainer1d_pipeline.py:build --data spectra.h5
 """
 from diffcheck import Normaliser
-from diffcheck.adapters.ddp import GaussianDiffusion1D, Unet1D, from_trainer1d
+from diffcheck.pipelines.adapters.ddp import GaussianDiffusion1D, Unet1D, from_trainer1d
 
 
 def make_diffusion():

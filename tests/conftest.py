@@ -21,11 +21,11 @@ from rich.console import Console
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.data import load_dataset
-from diffcheck.loading import load_pipeline
-from diffcheck.pipeline import Step
-from diffcheck.reference.ddpm import GaussianDiffusion
-from diffcheck.reference.unet import UNet1D
+from diffcheck.pipelines.data import load_dataset
+from diffcheck.pipelines.loading import load_pipeline
+from diffcheck.pipelines.pipeline import Step
+from diffcheck.pipelines.reference.ddpm import GaussianDiffusion
+from diffcheck.pipelines.reference.unet import UNet1D
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -115,6 +115,12 @@ def _no_plugins(monkeypatch):
     monkeypatch.setenv("DIFFCHECK_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
+@pytest.fixture(scope="class")
+def pipe(request) -> diffcheck.Pipeline:
+    """The pipeline a ``PipelineContract`` subclass (tests/pipeline_contract.py) checks: its ``build()``."""
+    return request.cls.build()
+
+
 @pytest.fixture(scope="session")
 def healthy() -> diffcheck.Pipeline:
     return load_pipeline(HEALTHY_CKPT, device=diffcheck.resolve_device("cpu"))
@@ -141,7 +147,7 @@ COSTLY = ("DIST", "TOY")
 
 @functools.cache
 def _builtin_ids() -> tuple[str, ...]:
-    from diffcheck.registry import load_registry
+    from diffcheck.engine.registry import load_registry
 
     return tuple(c.id for c in load_registry(plugins=False).checks)
 
@@ -179,7 +185,7 @@ class _SampleMemo:
     def _plain_module(m: torch.nn.Module) -> bool:
         """A torch.nn or diffcheck UNet1D module without hooks or instance overrides: all its state is in
         its state_dict (and the UNet1D's config)."""
-        return (type(m).__module__.startswith(("torch.nn.", "diffcheck.reference.unet"))
+        return (type(m).__module__.startswith(("torch.nn.", "diffcheck.pipelines.reference.unet"))
                 and not (m._forward_hooks or m._forward_pre_hooks or "forward" in vars(m)))
 
     def key(self, diffusion, shape, generator, device):
@@ -315,8 +321,8 @@ def zoo_problems(report: diffcheck.Report, member: dict, seed: int) -> list[str]
     - every root cause is one of the member's own checks: each flagged knock-on is listed under
       one of them, not reported as a fault of its own.
     """
-    from diffcheck.diagnosis import expand_ids
-    from diffcheck.render import render_report
+    from diffcheck.engine.diagnosis import expand_ids
+    from diffcheck.formats.render import render_report
 
     must_fail, must_warn = set(member.get("must_fail", [])), set(member.get("must_warn", []))
     allowed = must_fail | must_warn | set(member.get("may_fail", []))

@@ -1,12 +1,13 @@
 """The contract every Pipeline implementation honours, as one test base class (like diffusers'
 ``SchedulerCommonTest``): the reference pipeline, each adapter, the function route and the
 home-made example each have a ``Test...Contract(PipelineContract)`` class next to their own tests
-that gives the ``pipe`` fixture; every test here then runs on it.
+whose ``build()`` returns the pipeline (the ``pipe`` fixture of tests/conftest.py calls it once per
+class); every test here then runs on it.
 
 What a check may assume of any pipeline is what is asserted here:
 - the declared shape, schedule and description are plain and consistent;
 - the sampler is reproducible from diffcheck's generator and leaves the global RNG alone;
-- it reports each network call as a :class:`~diffcheck.pipeline.Step`, t stepping down;
+- it reports each network call as a :class:`~diffcheck.pipelines.pipeline.Step`, t stepping down;
 - ``network_replaced`` reaches the network the sampler and the loss call, and is gone afterwards;
 - the forward process follows the declared schedule;
 - every optional capability is either there and works, or declared unavailable with one reason,
@@ -27,7 +28,7 @@ from torch import nn
 
 import diffcheck
 from diffcheck.errors import Skip
-from diffcheck.pipeline import CAPABILITIES, Step
+from diffcheck.pipelines.pipeline import CAPABILITIES, Step
 
 
 class _Spy(nn.Module):
@@ -52,7 +53,11 @@ def _x0(pipe: diffcheck.Pipeline, n: int = 2, seed: int = 1) -> torch.Tensor:
 
 
 class PipelineContract:
-    """Subclass it as ``Test<Implementation>Contract`` with a ``pipe`` fixture returning the pipeline."""
+    """Subclass it as ``Test<Implementation>Contract`` with a static ``build()`` returning the pipeline."""
+
+    @staticmethod
+    def build() -> diffcheck.Pipeline:
+        raise NotImplementedError("a contract test class says which pipeline it checks")
 
     def test_declares_a_plain_shape_schedule_and_description(self, pipe):
         channels, length = pipe.sample_shape

@@ -13,13 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from diffcheck import Check, CheckDefinitionError, Report, Status, Verdict
-from diffcheck.baseline import FigureComparison, compare_reports
-from diffcheck.check import validate_check
+from diffcheck.engine.baseline import FigureComparison, compare_reports
+from diffcheck.engine.check import validate_check
 from diffcheck.cli import app
-from diffcheck.config import Options, Tolerance
-from diffcheck.context import known_fixtures
+from diffcheck.engine.config import Options, Tolerance
+from diffcheck.engine.context import known_fixtures
 from diffcheck.api import run
-from diffcheck.registry import load_registry
+from diffcheck.engine.registry import load_registry
 from tests.conftest import FIXTURES, HEALTHY_CKPT, TINY_DATA, report_for
 
 DEGRADED_CKPT = FIXTURES / "checkpoints" / "degraded_tiny.pt"

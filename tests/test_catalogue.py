@@ -27,7 +27,7 @@ def _all_cases() -> list:
 
 
 CASES = _all_cases()
-#: diffcheck.render.LogProgress's lines (stderr is no terminal here): progress, not a message.
+#: diffcheck.formats.render.LogProgress's lines (stderr is no terminal here): progress, not a message.
 _PROGRESS = re.compile(r"^diffcheck: (\[\d+/\d+\] |  )")
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from diffcheck import InputError
 from diffcheck.cli import app
-from diffcheck.config import Options, Tolerance, load_config
+from diffcheck.engine.config import Options, Tolerance, load_config
 from tests.conftest import HEALTHY_CKPT, TINY_DATA
 
 GOOD = """

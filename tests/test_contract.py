@@ -10,10 +10,10 @@ import pytest
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.check import check_fixture_names
-from diffcheck.reference.ddpm import GaussianDiffusion
-from diffcheck.reference.pipeline import ReferencePipeline
-from diffcheck.registry import load_registry
+from diffcheck.engine.check import check_fixture_names
+from diffcheck.pipelines.reference.ddpm import GaussianDiffusion
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
+from diffcheck.engine.registry import load_registry
 
 CHECKS = load_registry(plugins=False).checks
 

@@ -1,4 +1,4 @@
-"""The diagnosis (diffcheck.diagnosis): root causes before their knock-ons, on synthetic results,
+"""The diagnosis (diffcheck.engine.diagnosis): root causes before their knock-ons, on synthetic results,
 and the declared knock-ons (Check.explains) against fixtures/zoo.toml."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import pytest
 from rich.console import Console
 
 from diffcheck import Check, Status
-from diffcheck.check import Stage, explains_id, validate_check
-from diffcheck.context import known_fixtures
-from diffcheck.diagnosis import compress_ids, diagnose, expand_ids
+from diffcheck.engine.check import Stage, explains_id, validate_check
+from diffcheck.engine.context import known_fixtures
+from diffcheck.engine.diagnosis import compress_ids, diagnose, expand_ids
 from diffcheck.errors import CheckDefinitionError
-from diffcheck.registry import load_registry
-from diffcheck.html import html_text
-from diffcheck.render import LogProgress, footer, render_report
-from diffcheck.report import Report
-from diffcheck.results import Result
+from diffcheck.engine.registry import load_registry
+from diffcheck.formats.html import html_text
+from diffcheck.formats.render import LogProgress, footer, render_report
+from diffcheck.formats.report import Report
+from diffcheck.engine.results import Result
 from tests.conftest import ROOT, ZOO, report_for
 
 CHECKS = load_registry(plugins=False).checks

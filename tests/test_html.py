@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.html import write_html
+from diffcheck.formats.html import write_html
 
 
 class _Collect(HTMLParser):

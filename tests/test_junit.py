@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from diffcheck import Report, Status
 from diffcheck.cli import app
-from diffcheck.junit import write_junit
+from diffcheck.formats.junit import write_junit
 from tests.conftest import HEALTHY_CKPT, TINY_DATA, report_for
 
 #: Children and required attributes of the JUnit schema (the Jenkins/Ant junit-10 XSD) we emit.

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 import diffcheck
-from diffcheck.consistency import SATURATION_TOL, SaturationTally
-from diffcheck.context import Context
-from diffcheck.samples import SNAPSHOT_FRACTIONS, _Recorder
+from diffcheck.measure.consistency import SATURATION_TOL, SaturationTally
+from diffcheck.engine.context import Context
+from diffcheck.measure.samples import SNAPSHOT_FRACTIONS, _Recorder
 from tests.conftest import ROOT
 
 LENGTH = 256

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffcheck.oracles import ExactOracle, PosteriorMeanOracle, TimeRecord, timestep_index
-from diffcheck.param import PARAMETERISATIONS
-from diffcheck.schedule import make_schedule
+from diffcheck.measure.oracles import ExactOracle, PosteriorMeanOracle, TimeRecord, timestep_index
+from diffcheck.measure.param import PARAMETERISATIONS
+from diffcheck.pipelines.schedule import make_schedule
 
 SCHED = make_schedule("linear", 200)
 
@@ -37,7 +37,7 @@ def test_exact_oracle_returns_the_target_of_its_kind(kind):
     s = torch.as_tensor(SCHED.noise_scale()[t], dtype=torch.float64).view(-1, 1, 1)
     x_t = (a * x0.double() + s * eps.double()).float()
     out = ExactOracle(x0, SCHED, kind)(x_t, t)
-    # the closed forms, written here rather than taken from diffcheck.param (v: Salimans & Ho 2022, eq. 6)
+    # the closed forms, written here rather than taken from diffcheck.measure.param (v: Salimans & Ho 2022, eq. 6)
     x0d, epsd = x0.double(), eps.double()
     expected = {"eps": epsd, "x0": x0d, "v": a * epsd - s * x0d}[kind].float()
     torch.testing.assert_close(out, expected, atol=2e-4, rtol=1e-4)

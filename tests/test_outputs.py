@@ -1,4 +1,4 @@
-"""diffcheck.outputs: atomic writes, the previous run's files, the report-dir lock, clean text in every output."""
+"""diffcheck.formats.outputs: atomic writes, the previous run's files, the report-dir lock, clean text in every output."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from diffcheck import outputs
-from diffcheck.config import Options
+from diffcheck.formats import outputs
+from diffcheck.engine.config import Options
 from diffcheck.errors import ExitCode, InputError
 from diffcheck.formats import write_report
-from diffcheck.html import html_text
-from diffcheck.junit import junit_text
-from diffcheck.outputs import (LOCK_NAME, MANIFEST_NAME, atomic_write, claim, clear_previous,
+from diffcheck.formats.html import html_text
+from diffcheck.formats.junit import junit_text
+from diffcheck.formats.outputs import (LOCK_NAME, MANIFEST_NAME, atomic_write, claim, clear_previous,
                                validate_output_paths)
-from diffcheck.report import Report
-from diffcheck.results import Result, Status
+from diffcheck.formats.report import Report
+from diffcheck.engine.results import Result, Status
 
 DIRTY = "\x1b[31mboom\x1b[0m at \x00step\x07 3"
 
@@ -169,3 +169,29 @@ def test_an_incomplete_report_says_so_in_every_output(tmp_path):
     error = ET.fromstring(junit_text(report)).find("./testsuite/testcase[@name='diffcheck run complete']/error")
     assert error.get("message") == "run interrupted after 1 checks; not run: DIST001, DIST002"
     assert json.loads(_report(done).to_json_text())["incomplete"] is False
+
+
+def test_every_format_in_the_table_writes_through_one_writer_from_the_cli_and_the_config(tmp_path):
+    """--output FORMAT=PATH and [tool.diffcheck] outputs name any format of diffcheck.formats.FORMATS;
+    an unknown one is a one-line usage error that lists them."""
+    from diffcheck.formats import FORMATS
+    from tests.adapters._helpers import invoke
+    from tests.conftest import HEALTHY_CKPT
+
+    rep = tmp_path / "rep"
+    code, out = invoke("run", HEALTHY_CKPT, "--select", "FWD004", "--device", "cpu", "--report-dir", rep,
+                       *[a for fmt in FORMATS for a in ("--output", f"{fmt}={tmp_path / ('copy.' + fmt)}")])
+    assert code == 0, out
+    assert json.loads((tmp_path / "copy.json").read_text())["results"][0]["id"] == "FWD004"
+    assert ET.parse(tmp_path / "copy.junit").getroot().tag == "testsuites"
+    assert "FWD004" in (tmp_path / "copy.html").read_text()
+    assert f"junit: {tmp_path / 'copy.junit'}" in out
+    manifest = json.loads((rep / MANIFEST_NAME).read_text())["files"]
+    assert manifest == ["report.html", "report.json"]  # what lies outside the report dir is not the next run's to remove
+    code, out = invoke("run", HEALTHY_CKPT, "--select", "FWD004", "--output", "sarif=x.sarif", "--report-dir", rep)
+    assert code == 2 and out.count("\n") == 1 and "unknown report format 'sarif'; formats: json, html, junit" in out
+    config = tmp_path / "pyproject.toml"
+    config.write_text('[tool.diffcheck]\noutputs = { junit = "ci/j.xml" }\n')
+    from diffcheck.engine.config import load_config
+
+    assert load_config(config).outputs()[-1] == ("junit", tmp_path / "ci" / "j.xml")

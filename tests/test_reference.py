@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from diffcheck.param import PARAMETERISATIONS, targets, to_x0_eps
-from diffcheck.reference.ddpm import DiffusionConfig, GaussianDiffusion
-from diffcheck.reference.pipeline import ReferencePipeline
-from diffcheck.reference.unet import UNetConfig
-from diffcheck.schedule import cosine_betas, linear_betas, make_schedule
+from diffcheck.measure.param import PARAMETERISATIONS, targets, to_x0_eps
+from diffcheck.pipelines.reference.ddpm import DiffusionConfig, GaussianDiffusion
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
+from diffcheck.pipelines.reference.unet import UNetConfig
+from diffcheck.pipelines.schedule import cosine_betas, linear_betas, make_schedule
 from tests.pipeline_contract import PipelineContract
 
 TINY = UNetConfig(channels=(8, 16, 32, 64), blocks_per_level=1, groups=4)
@@ -59,7 +59,7 @@ def _closed_form_case():
 
 
 def test_targets_are_the_closed_forms():
-    """eps, x0 and v = alpha eps - sigma x0 (Salimans & Ho 2022, eq. 6), written independently of diffcheck.param."""
+    """eps, x0 and v = alpha eps - sigma x0 (Salimans & Ho 2022, eq. 6), written independently of diffcheck.measure.param."""
     x0, eps, a, s, _ = _closed_form_case()
     got = targets(x0, eps, a, s)
     torch.testing.assert_close(got["eps"], eps, rtol=0, atol=0)
@@ -142,8 +142,17 @@ def test_checkpoint_round_trip_loads_weights_only(tmp_path):
 
 
 class TestReferencePipelineContract(PipelineContract):
-    """The shared pipeline contract (tests/pipeline_contract.py) on the reference pipeline."""
+    """The shared pipeline contract (tests/pipeline_contract.py) on the reference pipeline, ancestral."""
 
-    @pytest.fixture(scope="class")
-    def pipe(self, healthy):
-        return healthy
+    @staticmethod
+    def build():
+        return ReferencePipeline.build(TINY, DiffusionConfig(T=50), length=64)
+
+
+class TestReferenceDDIMContract(PipelineContract):
+    """The shared pipeline contract on the reference pipeline's DDIM sampler (v objective, eta 0.5)."""
+
+    @staticmethod
+    def build():
+        config = DiffusionConfig(T=100, objective="v", sampler="ddim", sample_steps=10, ddim_eta=0.5)
+        return ReferencePipeline.build(TINY, config, length=64, seed=3)

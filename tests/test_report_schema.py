@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from diffcheck import Status
-from diffcheck.config import Options
+from diffcheck.engine.config import Options
 from diffcheck.api import run
-from diffcheck.results import RESULT_SCHEMA_VERSION
+from diffcheck.engine.results import RESULT_SCHEMA_VERSION
 from tests.conftest import HEALTHY_CKPT, ROOT, TINY_DATA, report_for
 
 SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())

@@ -11,8 +11,8 @@ import pytest
 
 import diffcheck
 from diffcheck import Check, CheckDefinitionError, InputError, Status, Verdict
-from diffcheck.registry import load_registry
-from diffcheck.results import RESULT_SCHEMA_VERSION
+from diffcheck.engine.registry import load_registry
+from diffcheck.engine.results import RESULT_SCHEMA_VERSION
 
 
 class Boom(Check):
@@ -155,13 +155,16 @@ def test_malformed_checks_are_rejected_naming_the_culprit(attrs, message):
         load_registry(plugins=False, extra=[cls])
 
 
-def _install_plugin(tmp_path, monkeypatch, body: str, value: str) -> None:
-    """A real distribution on sys.path with a diffcheck.checks entry point."""
+def _install_plugin(tmp_path, monkeypatch, body: str, value: str, fixtures: str | None = None) -> None:
+    """A real distribution on sys.path with a diffcheck.checks entry point (and a diffcheck.fixtures one)."""
     (tmp_path / "dcplug.py").write_text(textwrap.dedent(body))
     info = tmp_path / "dcplug-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dcplug\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[diffcheck.checks]\nplug = {value}\n")
+    groups = f"[diffcheck.checks]\nplug = {value}\n"
+    if fixtures is not None:
+        groups += f"[diffcheck.fixtures]\nplugfix = {fixtures}\n"
+    (info / "entry_points.txt").write_text(groups)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("DIFFCHECK_DISABLE_PLUGIN_AUTOLOAD")
     sys.modules.pop("dcplug", None)
@@ -181,6 +184,61 @@ PLUGIN = """
     def checks():
         return [PLG001]
 """
+
+
+FIXTURE_PLUGIN = """
+    import diffcheck
+    from diffcheck import Check, Status, Verdict
+
+    @diffcheck.fixture
+    def doubled_seed(seed, x0_probe):
+        return 2 * seed
+
+    def not_marked(seed):
+        return seed
+
+    @diffcheck.fixture
+    def asks_for_nothing_known(no_such_fixture):
+        return 0
+
+    FIXTURES = (doubled_seed,)
+    UNMARKED = (not_marked,)
+    UNKNOWN = (asks_for_nothing_known,)
+
+    class PLG002(Check):
+        "A plugin check on a plugin fixture"
+        id = "PLG002"
+        def measure(self, doubled_seed):
+            return {"doubled": doubled_seed}
+        def judge(self, o, th):
+            return Verdict(Status.PASS, f"doubled seed {o['doubled']}")
+
+    def checks():
+        return [PLG002]
+"""
+
+
+def test_plugin_fixtures_come_from_their_entry_point_group_validated_as_they_register(tmp_path, monkeypatch, healthy):
+    """Nothing registers by import: a plugin's fixture reaches its checks only through diffcheck.fixtures."""
+    _install_plugin(tmp_path, monkeypatch, FIXTURE_PLUGIN, "dcplug:checks", fixtures="dcplug:FIXTURES")
+    report = diffcheck.run_checks(healthy, select=["PLG002"], seed=4)
+    assert (report["PLG002"].status, report["PLG002"].summary) == (Status.PASS, "doubled seed 8")
+
+
+@pytest.mark.parametrize("value, error", [
+    ("dcplug:UNMARKED", "is not a fixture (mark it with @diffcheck.fixture)"),
+    ("dcplug:UNKNOWN", "fixture 'asks_for_nothing_known' asks for unknown fixture 'no_such_fixture'"),
+], ids=["unmarked", "unknown-parameter"])
+def test_a_fixture_plugin_that_does_not_validate_adds_nothing_and_is_reported(tmp_path, monkeypatch, healthy,
+                                                                              value, error):
+    _install_plugin(tmp_path, monkeypatch, FIXTURE_PLUGIN, "dcplug:checks", fixtures=value)
+    from diffcheck.engine.context import load_fixtures
+
+    assert "doubled_seed" not in load_fixtures().fixtures
+    report = diffcheck.run_checks(healthy, select=["FWD004"])
+    assert report["PLUGIN-PLUGFIX"].status is Status.SKIP and error in report["PLUGIN-PLUGFIX"].summary
+    # the check plugin that needs the missing fixture is refused as a whole, the built-in checks still run
+    assert report["FWD004"].status is Status.PASS
 
 
 def test_plugin_checks_come_from_the_entry_point_group(tmp_path, monkeypatch, healthy):

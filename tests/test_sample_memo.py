@@ -8,7 +8,7 @@ import dataclasses
 
 import torch
 
-from diffcheck.reference.ddpm import GaussianDiffusion
+from diffcheck.pipelines.reference.ddpm import GaussianDiffusion
 from tests.conftest import _SampleMemo
 
 

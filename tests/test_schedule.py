@@ -1,4 +1,4 @@
-"""The schedule owns its maths: each quantity is written once (diffcheck.schedule) and checked here
+"""The schedule owns its maths: each quantity is written once (diffcheck.pipelines.schedule) and checked here
 against a derivation that does not share its code (Gaussian algebra, the step-by-step forward chain)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffcheck.schedule import make_schedule
+from diffcheck.pipelines.schedule import make_schedule
 
 
 @pytest.fixture(params=["linear", "cosine"])

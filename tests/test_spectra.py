@@ -1,4 +1,4 @@
-"""Tests of diffcheck.spectra: the synthetic generator's physics and the HDF5 I/O."""
+"""Tests of diffcheck.measure.spectra: the synthetic generator's physics and the HDF5 I/O."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from diffcheck.errors import InputError
-from diffcheck.spectra import (CITATION, LINES, SpectraSet, export_real_subset, generate_spectra,
+from diffcheck.measure.spectra import (CITATION, LINES, SpectraSet, export_real_subset, generate_spectra,
                                read_spectra_h5, wavelength_grid, write_spectra_h5)
 
 from tests.conftest import SHARED_DATA

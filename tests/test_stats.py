@@ -1,4 +1,4 @@
-"""diffcheck.stats against scipy's reference implementations and known cases."""
+"""diffcheck.measure.stats against scipy's reference implementations and known cases."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from diffcheck.stats import band_power, column_ks, ks_critical, lag_autocorr, null_distribution, pooled_distance, \
+from diffcheck.measure.stats import band_power, column_ks, ks_critical, lag_autocorr, null_distribution, pooled_distance, \
     power_bands
 
 

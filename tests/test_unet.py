@@ -1,4 +1,4 @@
-"""Tests of the reference 1D U-Net (diffcheck.reference.unet)."""
+"""Tests of the reference 1D U-Net (diffcheck.pipelines.reference.unet)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from diffcheck.reference.unet import (
+from diffcheck.pipelines.reference.unet import (
     ResBlock1D,
     SelfAttention1D,
     UNet1D,

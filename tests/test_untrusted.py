@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from diffcheck.cli import app
 from diffcheck.errors import InputError
-from diffcheck.loading import load_pipeline, read_torch_file, trusted_checkpoints
-from diffcheck.reference.pipeline import ReferencePipeline
+from diffcheck.pipelines.loading import load_pipeline, read_torch_file, trusted_checkpoints
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
 from tests.adapters._helpers import HOMEMADE_EXAMPLE, LIBRARIES, TRAINER1D_EXAMPLE, needs_ddp, needs_diffusers
 from tests.conftest import HEALTHY_CKPT, TINY_DATA
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from diffcheck.errors import InputError, Skip
-from diffcheck.loading import load_pipeline
+from diffcheck.pipelines.loading import load_pipeline
 from tests.adapters._helpers import TRAINER1D_CKPT, TRAINER1D_EXAMPLE, invoke, needs_ddp, one_line_error
 from tests.conftest import TINY_DATA
 from tests.pipeline_contract import PipelineContract
@@ -42,7 +42,7 @@ def test_objective_schedule_and_weights_are_read_from_the_object_and_checkpoint(
 
 
 def test_online_weights_on_request(example):
-    from diffcheck.adapters.ddp import from_trainer1d
+    from diffcheck.pipelines.adapters.ddp import from_trainer1d
 
     online = from_trainer1d(TRAINER1D_CKPT, example.factory, weights="online")
     for a, b in zip(online.network.parameters(), example.weights_info().online.parameters()):
@@ -51,7 +51,7 @@ def test_online_weights_on_request(example):
 
 
 def _ancestral():
-    from diffcheck.adapters.ddp import DDPPipeline, GaussianDiffusion1D, Unet1D
+    from diffcheck.pipelines.adapters.ddp import DDPPipeline, GaussianDiffusion1D, Unet1D
 
     torch.manual_seed(0)
     return DDPPipeline(GaussianDiffusion1D(Unet1D(dim=8, dim_mults=(1, 2), channels=1), seq_length=64, timesteps=50))
@@ -91,14 +91,14 @@ def test_make_network_is_fresh_from_the_factory(example):
 
 
 def test_an_object_without_factory_skips_make_network(example):
-    from diffcheck.adapters.ddp import DDPPipeline
+    from diffcheck.pipelines.adapters.ddp import DDPPipeline
 
     with pytest.raises(Skip, match="needs the GaussianDiffusion1D factory"):
         DDPPipeline(example.diffusion).make_network()
 
 
 def test_a_wrong_architecture_is_one_line_naming_the_keys():
-    from diffcheck.adapters.ddp import GaussianDiffusion1D, Unet1D, from_trainer1d
+    from diffcheck.pipelines.adapters.ddp import GaussianDiffusion1D, Unet1D, from_trainer1d
 
     wrong = lambda: GaussianDiffusion1D(Unet1D(dim=16, dim_mults=(1, 2), channels=1), seq_length=512)  # noqa: E731
     with pytest.raises(InputError, match=r"the ema weights do not fit your GaussianDiffusion1D: \d+ missing .*"
@@ -119,7 +119,7 @@ def test_WGT005_compares_the_stored_buffers_with_the_constructor_not_with_themse
     loads the cosine buffers over its own, and WGT005 must say so (it once compared the buffers with
     the schedule read back from the same buffers, error exactly 0)."""
     import diffcheck
-    from diffcheck.adapters.ddp import GaussianDiffusion1D, from_trainer1d
+    from diffcheck.pipelines.adapters.ddp import GaussianDiffusion1D, from_trainer1d
 
     def declared():
         base = example.factory()
@@ -138,14 +138,14 @@ def test_WGT005_compares_the_stored_buffers_with_the_constructor_not_with_themse
 class TestTrainer1DContract(PipelineContract):
     """The shared pipeline contract on the documented Trainer1D file (DDIM-100 on the library's objects)."""
 
-    @pytest.fixture(scope="class")
-    def pipe(self):
+    @staticmethod
+    def build():
         return load_pipeline(TRAINER1D_CKPT, device=CPU, pipeline=f"{TRAINER1D_EXAMPLE}:build")
 
 
 class TestGaussianDiffusion1DContract(PipelineContract):
     """The shared pipeline contract on a bare GaussianDiffusion1D object (ancestral, no factory)."""
 
-    @pytest.fixture(scope="class")
-    def pipe(self):
+    @staticmethod
+    def build():
         return _ancestral()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diffcheck.errors import InputError, Skip
-from diffcheck.loading import load_pipeline
+from diffcheck.pipelines.loading import load_pipeline
 from tests.adapters._helpers import LIBRARIES, diffusers_variant, needs_diffusers
 from tests.pipeline_contract import PipelineContract
 
@@ -121,6 +121,6 @@ def test_PAR002_identifies_the_decoding_of_stochastic_and_noisier_samplers(tmp_p
 class TestDiffusersContract(PipelineContract):
     """The shared pipeline contract on a saved diffusers folder (DDIM-50, leading spacing)."""
 
-    @pytest.fixture(scope="class")
-    def pipe(self):
+    @staticmethod
+    def build():
         return _load("diffusers_ddim50_leading")

@@ -11,7 +11,7 @@ import torch
 
 import diffcheck
 
-from diffcheck.loading import load_pipeline
+from diffcheck.pipelines.loading import load_pipeline
 from tests.adapters._helpers import HOMEMADE_EXAMPLE, TRAINER1D_EXAMPLE, invoke
 from tests.conftest import ROOT
 from tests.pipeline_contract import PipelineContract
@@ -54,8 +54,8 @@ def test_the_readme_shows_the_trainer1d_file_as_it_is():
 class TestHomemadeContract(PipelineContract):
     """The shared pipeline contract on the home-made example's own DDPM (small: T=50, 64 px)."""
 
-    @pytest.fixture(scope="class")
-    def pipe(self):
+    @staticmethod
+    def build():
         example = _example()
         torch.manual_seed(0)
         return example.pipeline(example.DDPM(example.UNet1D(width=8), length=64, T=50), diffcheck.Normaliser())

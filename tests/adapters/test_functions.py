@@ -21,8 +21,8 @@ import torch
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.data import load_dataset
-from diffcheck.loading import load_pipeline
+from diffcheck.pipelines.data import load_dataset
+from diffcheck.pipelines.loading import load_pipeline
 from tests.adapters._helpers import LIBRARIES, ROOT, TRAINER1D_CKPT, invoke, needs_ddp, needs_diffusers
 from tests.conftest import FIXTURES, TINY_DATA, ZOO, ZOO_SAMPLES, report_for, zoo_problems, zoo_selection
 from tests.pipeline_contract import PipelineContract
@@ -80,7 +80,7 @@ def test_an_output_in_the_wrong_units_is_named_as_such():
 def test_the_substitute_reaches_the_users_module_in_its_output_type_and_is_gone_after():
     from diffusers.models.unets.unet_1d import UNet1DOutput
 
-    from diffcheck.oracles import ExactOracle
+    from diffcheck.measure.oracles import ExactOracle
 
     pipe = _function_pipeline("healthy")
     unet = pipe.network.inner
@@ -199,24 +199,33 @@ def test_the_readme_shows_the_diffusers_example_call_as_it_is():
 class TestFunctionRouteContract(PipelineContract):
     """The shared pipeline contract on the function route: a diffusers loop closing over the network."""
 
-    @pytest.fixture(scope="class")
-    def pipe(self):
+    @staticmethod
+    def build():
         return _function_pipeline("healthy")
 
 
 @needs_ddp
 class TestDDPLoopContract(PipelineContract):
-    """The shared pipeline contract on examples/ddp_loop_pipeline.py: a hand-written loop over p_sample."""
+    """The shared pipeline contract on the function route over denoising-diffusion-pytorch objects: a
+    hand-written loop over ``p_sample`` and ``p_losses``, as examples/ddp_loop_pipeline.py writes them
+    (small here: T=50, 64 px; the example itself runs in test_the_ddp_example_with_a_hand_written_p_sample_loop)."""
 
-    @pytest.fixture(scope="class")
-    def pipe(self):
-        return load_pipeline(TRAINER1D_CKPT, device=CPU, pipeline=f"{ROOT}/examples/ddp_loop_pipeline.py:build")
+    @staticmethod
+    def build():
+        from diffcheck.pipelines.adapters.ddp import GaussianDiffusion1D, Unet1D
 
+        torch.manual_seed(0)
+        diffusion = GaussianDiffusion1D(Unet1D(dim=8, dim_mults=(1, 2), channels=1), seq_length=64, timesteps=50)
 
-@needs_diffusers
-class TestDiffusersLoopContract(PipelineContract):
-    """The shared pipeline contract on examples/diffusers_loop_pipeline.py: EMA network, physical flux out."""
+        @torch.no_grad()
+        def sample(n):
+            x = torch.randn(n, 1, 64)
+            for t in reversed(range(diffusion.num_timesteps)):
+                x, _ = diffusion.p_sample(x, t)
+            return x
 
-    @pytest.fixture(scope="class")
-    def pipe(self):
-        return load_pipeline(DDIM_FOLDER, device=CPU, pipeline=f"{ROOT}/examples/diffusers_loop_pipeline.py:build")
+        return diffcheck.from_functions(
+            network=diffusion.model, schedule=diffusion, sample=sample,
+            loss=lambda x0: diffusion.p_losses(x0, torch.randint(0, diffusion.num_timesteps, (x0.shape[0],))),
+            loss_at=lambda x0, t, noise: diffusion.p_losses(x0, t, noise=noise, loss_reduction="none"),
+            make_network=lambda: Unet1D(dim=8, dim_mults=(1, 2), channels=1))

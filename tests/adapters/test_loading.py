@@ -10,11 +10,11 @@ import sys
 import pytest
 import torch
 
-from diffcheck.adapters.ddp import DDPPipeline
-from diffcheck.adapters.diffusers import DiffusersPipeline
+from diffcheck.pipelines.adapters.ddp import DDPPipeline
+from diffcheck.pipelines.adapters.diffusers import DiffusersPipeline
 from diffcheck.errors import InputError
-from diffcheck.loading import load_pipeline, read_torch_file, trusted_checkpoints
-from diffcheck.reference.pipeline import ReferencePipeline
+from diffcheck.pipelines.loading import load_pipeline, read_torch_file, trusted_checkpoints
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
 from tests.adapters._helpers import (LIBRARIES, TRAINER1D_CKPT, invoke, needs_ddp, needs_diffusers,
                                      one_line_error)
 from tests.conftest import HEALTHY_CKPT, ROOT
@@ -89,7 +89,7 @@ def test_trust_checkpoint_reads_it(tmp_path):
 
 @needs_ddp
 def test_a_whole_gaussian_diffusion_1d_loads_only_when_trusted(tmp_path):
-    from diffcheck.adapters.ddp import GaussianDiffusion1D, Unet1D
+    from diffcheck.pipelines.adapters.ddp import GaussianDiffusion1D, Unet1D
 
     ckpt = tmp_path / "whole.pt"
     torch.save(GaussianDiffusion1D(Unet1D(dim=8, dim_mults=(1, 2), channels=1), seq_length=64, timesteps=100), ckpt)
@@ -103,8 +103,8 @@ def test_a_whole_gaussian_diffusion_1d_loads_only_when_trusted(tmp_path):
 
 
 def test_the_core_imports_neither_library():
-    code = ("import sys, diffcheck, diffcheck.cli, diffcheck.loading, diffcheck.adapters, diffcheck.adapters.ddp, "
-            "diffcheck.adapters.diffusers; from diffcheck.loading import load_pipeline; import torch; "
+    code = ("import sys, diffcheck, diffcheck.cli, diffcheck.pipelines.loading, diffcheck.pipelines.adapters, diffcheck.pipelines.adapters.ddp, "
+            "diffcheck.pipelines.adapters.diffusers; from diffcheck.pipelines.loading import load_pipeline; import torch; "
             f"load_pipeline({str(HEALTHY_CKPT)!r}, device=torch.device('cpu')); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('diffusers', 'denoising_diffusion_pytorch')]; "
             "assert not bad, bad")
@@ -112,7 +112,7 @@ def test_the_core_imports_neither_library():
 
 
 def test_a_missing_extra_names_the_install_line():
-    from diffcheck.adapters._imports import require
+    from diffcheck.pipelines.adapters._imports import require
 
     with pytest.raises(InputError, match=r"pip install 'diffcheck\[diffusers\]'"):
         require("diffcheck_no_such_module", "diffusers")

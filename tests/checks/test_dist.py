@@ -12,8 +12,8 @@ import torch
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.reference.pipeline import ReferencePipeline
-from diffcheck.samples import SampleSet, dist_reference, dist_samples, sample_settings
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
+from diffcheck.measure.samples import SampleSet, dist_reference, dist_samples, sample_settings
 from diffcheck.testing import compute_check
 from tests.conftest import HEALTHY_CKPT
 

@@ -10,8 +10,8 @@ import torch
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.reference.ddpm import GaussianDiffusion
-from diffcheck.reference.pipeline import ReferencePipeline
+from diffcheck.pipelines.reference.ddpm import GaussianDiffusion
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
 from tests.conftest import HEALTHY_CKPT, load_member
 
 
@@ -86,9 +86,9 @@ def test_FWD005_fails_on_reversed_timesteps(tiny_data):
 
 
 def test_FWD005_fails_on_a_declared_schedule_outside_0_1(healthy, tiny_data):
-    from diffcheck.reference.ddpm import GaussianDiffusion
-    from diffcheck.reference.pipeline import ReferencePipeline
-    from diffcheck.schedule import Schedule
+    from diffcheck.pipelines.reference.ddpm import GaussianDiffusion
+    from diffcheck.pipelines.reference.pipeline import ReferencePipeline
+    from diffcheck.pipelines.schedule import Schedule
 
     betas = healthy.schedule.betas.copy()
     betas[500] = -0.002

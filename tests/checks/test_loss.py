@@ -9,8 +9,8 @@ import pytest
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.pipeline import Pipeline
-from diffcheck.reference.pipeline import ReferencePipeline
+from diffcheck.pipelines.pipeline import Pipeline
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
 from tests.conftest import HEALTHY_CKPT, report_for
 
 NUM = r"-?[\d.]+(?:e[+-]?\d+)?"

@@ -9,8 +9,8 @@ import pytest
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.reference.ddpm import DiffusionConfig
-from diffcheck.reference.pipeline import ReferencePipeline
+from diffcheck.pipelines.reference.ddpm import DiffusionConfig
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
 from tests.conftest import FIXTURES, report_for
 
 NUM = r"-?[\d.]+(?:e[+-]?\d+)?"

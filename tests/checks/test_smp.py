@@ -10,8 +10,8 @@ import pytest
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.reference.ddpm import DiffusionConfig, GaussianDiffusion
-from diffcheck.reference.pipeline import ReferencePipeline
+from diffcheck.pipelines.reference.ddpm import DiffusionConfig, GaussianDiffusion
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
 from tests.conftest import HEALTHY_CKPT, report_for
 
 SMP = ["SMP001", "SMP002", "SMP003", "SMP004", "SMP005", "SMP006", "SMP007"]

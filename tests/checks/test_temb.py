@@ -8,7 +8,7 @@ import pytest
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.loading import load_pipeline
+from diffcheck.pipelines.loading import load_pipeline
 from tests.conftest import FIXTURES, report_for
 
 NUM = r"-?[\d.]+(?:e[+-]?\d+)?"
@@ -43,7 +43,7 @@ def test_TEMB002_calls_a_t_blind_network_a_bug_with_its_number():
 def test_TEMB002_gives_an_under_trained_network_a_quality_finding_not_a_bug(tiny_data):
     # the healthy recipe stopped at 300 of 3000 steps (fixtures/zoo/degraded.py): 1.06x, where a
     # trained network scores >= 12x and one that ignores t 1.00x
-    from diffcheck.loading import load_pipeline
+    from diffcheck.pipelines.loading import load_pipeline
     from tests.conftest import FIXTURES
 
     pipe = load_pipeline(FIXTURES / "checkpoints" / "degraded_tiny.pt", device=diffcheck.resolve_device("cpu"))
@@ -121,7 +121,7 @@ def test_TEMB_figures_are_written(healthy, tiny_data, tmp_path):
 
 
 def test_TEMB002_and_TEMB004_skip_for_an_x0_target():
-    from diffcheck.loading import load_pipeline
+    from diffcheck.pipelines.loading import load_pipeline
     from tests.conftest import FIXTURES, TINY_DATA
 
     pipe = load_pipeline(FIXTURES / "checkpoints/x0_objective_tiny.pt", device=diffcheck.resolve_device("cpu"))

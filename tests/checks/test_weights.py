@@ -10,8 +10,8 @@ import torch
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.reference.pipeline import ReferencePipeline
-from diffcheck.schedule import make_schedule
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
+from diffcheck.pipelines.schedule import make_schedule
 from tests.conftest import HEALTHY_CKPT, report_for
 
 NUM = r"-?[\d.]+(?:e[+-]?\d+)?"
@@ -91,7 +91,7 @@ def test_WGT002_compares_the_sampled_network_with_the_file():
 
 def test_WGT002_fails_when_the_sampler_calls_a_network_other_than_the_loaded_one(tiny_data):
     """The planted bug: weights loaded into one object, sampling with a freshly built one."""
-    from diffcheck.reference.unet import UNet1D
+    from diffcheck.pipelines.reference.unet import UNet1D
 
     pipe = ReferencePipeline.from_checkpoint(HEALTHY_CKPT)
     torch.manual_seed(0)

@@ -15,8 +15,8 @@ import pytest
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.data import load_dataset
-from diffcheck.loading import load_pipeline
+from diffcheck.pipelines.data import load_dataset
+from diffcheck.pipelines.loading import load_pipeline
 from tests.adapters._helpers import diffusers_variant, needs_diffusers
 from tests.conftest import FIXTURES, HEALTHY_CKPT, TINY_DATA
 

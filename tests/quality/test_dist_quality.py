@@ -19,9 +19,9 @@ import pytest
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.samples import DEFAULT_SETTINGS, SampleSet, dist_reference, sample_settings
+from diffcheck.measure.samples import DEFAULT_SETTINGS, SampleSet, dist_reference, sample_settings
 from diffcheck.testing import compute_check
-from diffcheck.data import Dataset, load_dataset
+from diffcheck.pipelines.data import Dataset, load_dataset
 from tests.conftest import TINY_DATA, load_member, report_for
 
 DIST = ("DIST001", "DIST002", "DIST003", "DIST004")

@@ -12,11 +12,11 @@ import pytest
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.data import load_dataset
-from diffcheck.normalise import Normaliser
-from diffcheck.reference.ddpm import DiffusionConfig
-from diffcheck.reference.pipeline import ReferencePipeline
-from diffcheck.reference.unet import UNetConfig
+from diffcheck.pipelines.data import load_dataset
+from diffcheck.pipelines.normalise import Normaliser
+from diffcheck.pipelines.reference.ddpm import DiffusionConfig
+from diffcheck.pipelines.reference.pipeline import ReferencePipeline
+from diffcheck.pipelines.reference.unet import UNetConfig
 from tests.conftest import FIXTURES
 
 SEEDS = range(20)

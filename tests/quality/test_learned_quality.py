@@ -14,8 +14,8 @@ import pytest
 
 import diffcheck
 from diffcheck import Status
-from diffcheck.data import load_dataset
-from diffcheck.loading import load_pipeline
+from diffcheck.pipelines.data import load_dataset
+from diffcheck.pipelines.loading import load_pipeline
 from tests.conftest import FIXTURES, HEALTHY_CKPT, ROOT, TINY_DATA
 
 CPU = diffcheck.resolve_device("cpu")

@@ -17,7 +17,7 @@ import json
 
 import pytest
 
-from diffcheck.samples import DEFAULT_SETTINGS
+from diffcheck.measure.samples import DEFAULT_SETTINGS
 from tests.conftest import HEALTHY_MEMBERS, ROOT, ZOO, ZOO_SEEDS, report_for, swept_zoo_sha256, zoo_problems, zoo_selection
 
 BUGS = {b["name"]: b for b in ZOO["bug"]}
