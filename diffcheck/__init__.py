@@ -24,7 +24,7 @@ from diffcheck.errors import CheckDefinitionError, ExitCode, InputError, Skip
 from diffcheck.pipelines.functions import from_functions
 from diffcheck.pipelines.loading import load_pipeline, read_torch_file, resolve_device
 from diffcheck.pipelines.normalise import Normaliser
-from diffcheck.pipelines.pipeline import Pipeline
+from diffcheck.pipelines.pipeline import Pipeline, Step
 from diffcheck.formats.report import Report
 from diffcheck.engine.results import Result, Status, Verdict
 from diffcheck.engine.runner import run_checks
@@ -32,6 +32,6 @@ from diffcheck.pipelines.schedule import Schedule, make_schedule
 
 __all__ = [
     "Check", "CheckDefinitionError", "Dataset", "ExitCode", "InputError", "Normaliser", "Options", "Pipeline",
-    "Report", "Result", "Schedule", "Skip", "Status", "Verdict", "__version__", "fixture", "from_functions",
+    "Report", "Result", "Schedule", "Skip", "Status", "Step", "Verdict", "__version__", "fixture", "from_functions",
     "load_dataset", "load_pipeline", "make_schedule", "read_torch_file", "resolve_device", "run", "run_checks",
 ]

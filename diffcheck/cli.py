@@ -131,9 +131,9 @@ def _show(report, out: Console, err: Console, options) -> None:
         out.print("\n".join(escape(plain(line)) for line in report.baseline.lines()), highlight=False,
                   soft_wrap=True)
     if options.junit is not None:
-        out.print(f"[dim]junit: {escape(str(options.junit))}[/]")
-    for fmt, path in options.extra_outputs.items():
-        out.print(f"[dim]{fmt}: {escape(str(path))}[/]")
+        out.print(f"[dim]junit: {escape(str(options.junit))}[/]", highlight=False, soft_wrap=True)
+    for fmt, path in options.extra_outputs.items():  # paths unwrapped: a CI log or a terminal copies them whole
+        out.print(f"[dim]{fmt}: {escape(str(path))}[/]", highlight=False, soft_wrap=True)
     if options.report_dir is not None:
         out.print(f"[dim]{escape(footer(report, options.report_dir))}[/]", highlight=False, soft_wrap=True)
     for r in report.results:
