@@ -197,7 +197,9 @@ def test_the_readme_shows_the_diffusers_example_call_as_it_is():
 
 @needs_diffusers
 class TestFunctionRouteContract(PipelineContract):
-    """The shared pipeline contract on the function route: a diffusers loop closing over the network."""
+    """The shared pipeline contract on the function route: a diffusers loop closing over the network and
+    returning physical flux, as examples/diffusers_loop_pipeline.py writes it (that example runs in
+    test_the_diffusers_example_returning_flux)."""
 
     @staticmethod
     def build():
