@@ -22,7 +22,7 @@ __all__ = ["pooled_distance", "bootstrap", "column_ks", "ks_critical", "lag_auto
 def pooled_distance(a: np.ndarray, b_sorted: np.ndarray) -> tuple[float, float]:
     """(KS D, Wasserstein-1) between the pooled values of ``a`` and the sorted pooled ``b_sorted``."""
     a = np.sort(np.ravel(a))
-    grid = np.sort(np.concatenate([a, b_sorted]))
+    grid = np.sort(np.concatenate([a, b_sorted]), kind="stable")  # two sorted runs: merged, same values
     diff = np.abs(np.searchsorted(a, grid, "right") / a.size - np.searchsorted(b_sorted, grid, "right") / b_sorted.size)
     return float(diff.max()), float(np.sum(diff[:-1] * np.diff(grid)))
 
