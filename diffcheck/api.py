@@ -83,7 +83,8 @@ def run(target: Target = None, options: Options | None = None, *, data: Dataset 
             promoted = _load_baseline(options, target, candidate[0]) if options.baseline is not None else None
         interrupted = False
         try:
-            report = _gated(_checked(candidate, promoted, target, options, progress, status), options)
+            report = _gated(_checked(candidate, promoted, target, options, registry.checks, progress, status),
+                            options)
         except RunInterrupted as exc:
             report, interrupted = _gated(exc.report, options), True
         _write(report, options)
@@ -93,12 +94,11 @@ def run(target: Target = None, options: Options | None = None, *, data: Dataset 
 
 
 def _checked(candidate: "Loaded", promoted: "Loaded | None", target: Target, options: Options,
-             progress: Progress | None, status: StatusFn | None) -> Report:
+             checks: tuple, progress: Progress | None, status: StatusFn | None) -> Report:
     """The candidate's report, with the baseline comparison where a baseline was given."""
     report = _run_loaded(candidate, _where(target), options.select, options.report_dir, options, progress, status)
     if promoted is None:
         return report
-    checks = load_registry().checks
     compared = quality_checks(checks, report)
     # Only the checks whose figures can be compared run again; their figures go to a subfolder.
     # With none to compare, the candidate stands in: every quality check then says why it was not compared.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from diffcheck.engine.check import Check, validate_check
 from diffcheck.engine.context import load_fixtures
@@ -32,6 +32,8 @@ class Registry:
     checks: tuple[type[Check], ...]
     #: (entry-point name, one-line error) for plugins that could not be loaded.
     broken: tuple[tuple[str, str], ...] = ()
+    #: The fixtures these checks were validated against (built-in and plugin), by name; the run computes them.
+    fixtures: Mapping[str, Callable[..., Any]] | None = None
 
 
 def plugin_id(name: str) -> str:
@@ -87,7 +89,7 @@ def load_registry(*, plugins: bool = True, extra: Iterable[type[Check]] = ()) ->
             checks = trial
     for cls in extra:
         add(cls, "the caller", checks)
-    return Registry(tuple(checks.values()), tuple(broken))
+    return Registry(tuple(checks.values()), tuple(broken), fixture_registry.fixtures)
 
 
 def _matches(check_id: str, selectors: Iterable[str]) -> bool:

@@ -88,9 +88,10 @@ def run_checks(
     :class:`RunInterrupted` with the report of the checks that finished.
     """
     broken: tuple[tuple[str, str], ...] = ()
+    fixtures = None  # checks given by the caller: the Context loads the fixture registry itself
     if checks is None:
         registry = load_registry()
-        checks, broken = registry.checks, registry.broken
+        checks, broken, fixtures = registry.checks, registry.broken, registry.fixtures
     checks = [c for c in checks if trained or not c.trained_only]
     overrides = {k.upper(): dict(v) for k, v in (thresholds or {}).items()}
     _validate_overrides(checks, overrides)
@@ -103,7 +104,7 @@ def run_checks(
         clear_previous(outdir)
     effective = {c.id: {**c.thresholds, **overrides.get(c.id, {})} for c in checks}
     ctx = Context(pipeline=pipeline, data=data, seed=seed, report_dir=outdir, settings=settings, status=status,
-                  thresholds=effective)
+                  thresholds=effective, fixtures=fixtures)
     start = time.perf_counter()
     results: dict[str, Result] = ctx.get("results")
     order = _order(selected)
