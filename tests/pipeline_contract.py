@@ -28,11 +28,12 @@ from torch import nn
 
 import diffcheck
 from diffcheck.errors import Skip
+from diffcheck.measure.learned import ZeroNetwork
 from diffcheck.pipelines.pipeline import CAPABILITIES, Step
 
 
-class _Spy(nn.Module):
-    """A stand-in network: returns zeros shaped like x_t and counts its calls (as an oracle would be called)."""
+class _Spy(ZeroNetwork):
+    """diffcheck's zero predictor, counting its calls: a stand-in network called as an oracle would be."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -40,7 +41,7 @@ class _Spy(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         self.calls += 1
-        return torch.zeros_like(x_t)
+        return super().forward(x_t, t, *args, **kwargs)
 
 
 def _generator(pipe: diffcheck.Pipeline, seed: int = 0) -> torch.Generator:
